@@ -1,0 +1,62 @@
+# Podium: `make run` and `make test` set up everything they need on a fresh Debian 12 machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .make
+PORT ?= 8443
+
+# Debian packages, as PACKAGE[:a shell test that also counts as present].
+SYSTEM_PACKAGES := \
+	python3:'command -v $(PYTHON)' \
+	python3-venv:'$(PYTHON) -c "import ensurepip, venv"' \
+	nodejs:'command -v node' \
+	npm:'command -v npm' \
+	ca-certificates
+
+.PHONY: help setup run test lint format bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMPS)/system: scripts/ensure-system-packages Makefile
+	@mkdir -p $(STAMPS)
+	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+	@touch $@
+
+$(BIN)/python: | $(STAMPS)/system
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMPS)/venv: pyproject.toml $(BIN)/python $(STAMPS)/system
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(STAMPS)/node: tests/node/package.json tests/node/package-lock.json $(STAMPS)/system
+	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/venv $(STAMPS)/node ## Install system packages, the venv and test tools (done by run and test)
+
+run: $(STAMPS)/venv ## Run Podium on its embedded defaults (the bundled simulated pool)
+	$(BIN)/python -m xapisim --port $(PORT) --password "$${XAPISIM_PASSWORD:-$$(cat $(STAMPS)/run-password 2>/dev/null || (head -c 12 /dev/urandom | base64 | tr -d '/+=' | tee $(STAMPS)/run-password))}"
+
+test: setup ## Run the test suite (unit, integration, e2e)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMPS)/venv ## ruff check, ruff format --check, mypy on server/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMPS)/venv ## Reformat the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup ## Run the benchmarks in tests/bench and print their figures
+	@set -e; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean: ## Remove the venv, node modules and build stamps
+	rm -rf $(VENV) $(STAMPS) tests/node/node_modules build *.egg-info server/*.egg-info

@@ -1,0 +1,1 @@
+"""Podium appliance: first-boot wizard, updater and the parts that run only on the appliance."""

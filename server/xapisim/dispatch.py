@@ -1,0 +1,282 @@
+"""Routing of API calls: the checks xapi makes before any handler runs, and ``Async.*`` as tasks.
+
+Order, as in xapi's generated server: method known (MESSAGE_METHOD_UNKNOWN), parameter count
+(MESSAGE_PARAMETER_COUNT_MISMATCH, counted without the session), session valid (SESSION_INVALID),
+parameter types (FIELD_TYPE_ERROR), then the handler. A message of the data model with no handler of
+its own is served by the generic implementation when it is implicit, and answers NOT_IMPLEMENTED
+otherwise: never a pretend success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .datamodel import Class, Message, Type
+from .errors import Failure
+from .values import XDateTime, new_ref, normalize_datetime, now
+from .wire import xml_value
+
+if TYPE_CHECKING:
+    from .database import Database
+    from .pool import Host, Pool, Simulator
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[Any]]
+HANDLERS: dict[str, Handler] = {}
+
+# Messages whose Async form xapi refuses: getters, setters and the other implicit accessors.
+_SYNC_ONLY_PREFIXES = ("get_", "set_", "add_", "remove_")
+
+
+def handler(*names: str) -> Callable[[Handler], Handler]:
+    """Register the implementation of one or more ``Class.message`` names."""
+
+    def register(fn: Handler) -> Handler:
+        for name in names:
+            HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Call:
+    """One call in progress: where it arrived, who made it, and the task that tracks it if Async."""
+
+    sim: Simulator
+    pool: Pool
+    host: Host
+    method: str
+    session: str | None = None
+    task: str | None = None
+    op_key: str = field(default_factory=new_ref)
+
+    @property
+    def db(self) -> Database:
+        """The database of the pool the call arrived at."""
+        return self.pool.db
+
+    async def work(self, seconds: float | None = None, steps: int = 5) -> None:
+        """Let simulated time pass for an operation, reporting progress and honouring task.cancel."""
+        total = self.sim.op_seconds if seconds is None else seconds
+        for i in range(steps):
+            self.check_cancelled()
+            if total > 0:
+                await asyncio.sleep(total / steps)
+            if self.task and self.db.get("task", self.task):
+                progress = round((i + 1) / (steps + 1), 2)
+                self.db.update("task", self.task, progress=progress)
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        """Raise TASK_CANCELLED when task.cancel was called on this call's task."""
+        if not self.task:
+            return
+        record = self.db.get("task", self.task)
+        if record is not None and record["status"] == "cancelling":
+            raise Failure("TASK_CANCELLED", self.task)
+
+
+def split_method(method: str) -> tuple[bool, str, str]:
+    """``Async.VM.start`` → (True, "VM", "start")."""
+    is_async = method.startswith("Async.")
+    name = method[6:] if is_async else method
+    cls, _, msg = name.partition(".")
+    return is_async, cls, msg
+
+
+async def dispatch(sim: Simulator, pool: Pool, host: Host, method: str, params: list[Any]) -> Any:
+    """Run one API call and return its value, or raise :class:`Failure`."""
+    if method == "system.listMethods":
+        return sim.list_methods()
+    if method.startswith("system.isAlive"):
+        return params[0] if params else ""
+    is_async, cls_name, msg_name = split_method(method)
+    plain = f"{cls_name}.{msg_name}"
+    cls = sim.dm.get(cls_name)
+    message = cls.messages.get(msg_name) if cls else None
+    if cls is None or message is None:
+        raise Failure("MESSAGE_METHOD_UNKNOWN", plain)
+    args = _check_count(plain, message, params)
+    ctx = Call(sim, pool, host, method)
+    if message.takes_session:
+        ctx.session = sim.check_session(pool, params[0])
+    elif plain not in sim.no_session_methods:
+        raise Failure("MESSAGE_METHOD_UNKNOWN", plain)
+    values = [coerce(p.type, v, p.name, sim) for p, v in zip(_declared(message), args, strict=False)]
+    fn = HANDLERS.get(plain) or _generic(cls, message)
+    if is_async:
+        if message.implicit and msg_name.startswith(_SYNC_ONLY_PREFIXES):
+            raise Failure("Fault", f"No async mode for this operation (rpc: {plain})")
+        return start_task(ctx, fn, values, message)
+    return await fn(ctx, *values)
+
+
+def _generic(cls: Class, message: Message) -> Handler:
+    """The data-model-derived implementation: implicit messages, and explicit plain setters."""
+    from .generic import generic_handler, setter
+
+    if message.implicit:
+        return generic_handler(cls, message)
+    field = message.name[4:] if message.name.startswith("set_") else ""
+    if field in cls.fields and [p.name for p in _declared(message)] == ["self", "value"]:
+        return setter(cls.name, field)  # validation-free setters xapi declares explicitly
+    raise Failure("NOT_IMPLEMENTED", f"{cls.name}.{message.name}")
+
+
+def _declared(message: Message) -> list[Any]:
+    return message.params[1:] if message.takes_session else message.params
+
+
+def _check_count(plain: str, message: Message, params: list[Any]) -> list[Any]:
+    """The arguments after the session, with left-out trailing parameters at their defaults."""
+    declared = _declared(message)
+    given = params[1:] if message.takes_session else params
+    if message.takes_session and not params:
+        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", plain, message.mandatory, 0)
+    if not message.mandatory <= len(given) <= len(declared):
+        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", plain, message.mandatory, len(given))
+    return [*given, *(p.default for p in declared[len(given) :])]
+
+
+def coerce(typ: Type, value: Any, name: str, sim: Simulator) -> Any:
+    """Check and convert a parameter to its declared type, as xapi's unmarshaller does."""
+    kind = typ.kind
+    try:
+        if kind in ("string", "ref"):
+            if isinstance(value, str):
+                return str(value)
+        elif kind == "int":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return int(value)
+            if isinstance(value, str):
+                return int(value.strip())
+        elif kind == "float":
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):
+                return float(value.strip())
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+        elif kind == "datetime":
+            if isinstance(value, str):
+                return normalize_datetime(value)
+        elif kind == "enum":
+            if isinstance(value, str):
+                for v in sim.dm.enums.get(typ.name, []):
+                    if v.lower() == value.lower():
+                        return v
+        elif kind == "set":
+            if isinstance(value, list):
+                assert typ.item is not None
+                return [coerce(typ.item, v, name, sim) for v in value]
+        elif kind == "map":
+            if isinstance(value, dict):
+                assert typ.key is not None and typ.item is not None
+                return {
+                    str(coerce(typ.key, k, name, sim)): coerce(typ.item, v, name, sim)
+                    for k, v in value.items()
+                }
+        elif kind == "record":
+            if isinstance(value, dict):
+                return _coerce_record(typ.name, value, sim)
+        elif kind == "option":
+            assert typ.item is not None
+            return coerce(typ.item, value, name, sim)
+        else:
+            return value
+    except (ValueError, TypeError):
+        pass
+    raise Failure("FIELD_TYPE_ERROR", name)
+
+
+def _coerce_record(cls_name: str, value: dict[str, Any], sim: Simulator) -> dict[str, Any]:
+    cls: Class | None = sim.dm.get(cls_name)
+    if cls is None:
+        return dict(value)
+    out = {}
+    for k, v in value.items():
+        f = cls.fields.get(k)
+        if f is not None:
+            out[k] = coerce(f.type, v, k, sim)
+    return out
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+def create_task(ctx: Call, label: str, description: str = "") -> str:
+    """Add a pending task record for an operation of this call."""
+    return ctx.db.create(
+        "task",
+        {
+            "name_label": label,
+            "name_description": description,
+            "status": "pending",
+            "progress": 0.0,
+            "created": now(),
+            "finished": XDateTime("19700101T00:00:00Z"),
+            "resident_on": ctx.host.ref,
+            "type": "<none/>",
+            "result": "",
+            "error_info": [],
+            "allowed_operations": ["cancel"],
+            "backtrace": "()",
+        },
+    )
+
+
+def finish_task(db: Database, task: str, result: Any = None, failure: Failure | None = None) -> None:
+    """Mark a task done: success with its XML-RPC-encoded result, failure, or cancelled."""
+    if db.get("task", task) is None:
+        return
+    if failure is None:
+        db.update(
+            "task",
+            task,
+            status="success",
+            progress=1.0,
+            finished=now(),
+            allowed_operations=[],
+            current_operations={},
+            result=xml_value("" if result is None else result),
+        )
+    else:
+        status = "cancelled" if failure.code == "TASK_CANCELLED" else "failure"
+        db.update(
+            "task",
+            task,
+            status=status,
+            progress=1.0,
+            finished=now(),
+            allowed_operations=[],
+            current_operations={},
+            error_info=failure.description,
+        )
+
+
+def start_task(ctx: Call, fn: Handler, values: list[Any], message: Message) -> str:
+    """Run a handler in the background under a new task and return the task reference at once."""
+    task = create_task(ctx, ctx.method)
+    ctx.task = ctx.op_key = task
+
+    async def run() -> None:
+        try:
+            result = await fn(ctx, *values)
+        except Failure as f:
+            finish_task(ctx.db, task, failure=f)
+        except asyncio.CancelledError:
+            finish_task(ctx.db, task, failure=Failure("TASK_CANCELLED", task))
+            raise
+        except Exception as e:  # a bug in the simulator: report it as xapi reports its own
+            log.exception("%s failed", ctx.method)
+            finish_task(ctx.db, task, failure=Failure("INTERNAL_ERROR", repr(e)))
+        else:
+            finish_task(ctx.db, task, result=result)
+
+    ctx.pool.spawn(run(), name=f"task {ctx.method}")
+    return task

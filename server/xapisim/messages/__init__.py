@@ -1,0 +1,5 @@
+"""Handlers of the explicit messages the simulator implements; importing this package registers them."""
+
+from . import event, host, message, session, storage, task, vm, vm_clone, vm_config
+
+__all__ = ["event", "host", "message", "session", "storage", "task", "vm", "vm_clone", "vm_config"]

@@ -1,0 +1,210 @@
+"""Pools, their hosts and the simulator that holds them.
+
+Each host of each pool gets its own loopback address (``127.<base>.<pool>.<host>``), written into its
+``address`` field, so that the address a member names in HOST_IS_SLAVE is one a client can really
+connect to. The master role is the pool record's ``master`` field, moved by ``pool.designate_new_master``
+and ``pool.emergency_transition_to_master`` exactly as clients observe it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .database import Database
+from .datamodel import DataModel, load_datamodel
+from .dbdump import load_dump
+from .errors import Failure
+from .values import NULL_REF, new_ref, now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Host:
+    """A host of a pool and the address its listener serves."""
+
+    ref: str
+    address: str
+    pool: Pool
+    up: bool = True
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The host's database record."""
+        rec = self.pool.db.get("host", self.ref)
+        assert rec is not None
+        return rec
+
+    @property
+    def name(self) -> str:
+        """The host's name_label."""
+        return str(self.record["name_label"])
+
+    @property
+    def is_master(self) -> bool:
+        """Whether this host holds the pool's master role."""
+        return self.pool.master_ref == self.ref
+
+
+@dataclass
+class Pool:
+    """One pool: its database and its hosts."""
+
+    index: int
+    db: Database
+    source: str
+    hosts: dict[str, Host] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    registrations: dict[str, Any] = field(default_factory=dict)  # legacy event.register, by session
+    last_domid: dict[str, int] = field(default_factory=dict)  # per host
+
+    @property
+    def ref(self) -> str:
+        """The pool object's reference."""
+        return next(iter(self.db.records("pool")))
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The pool object's record."""
+        return self.db.records("pool")[self.ref]
+
+    @property
+    def name(self) -> str:
+        """The pool's name_label, or its master's name when the pool has none (as XenCenter shows it)."""
+        label = self.record.get("name_label") or ""
+        if label:
+            return str(label)
+        master = self.hosts.get(self.master_ref)
+        return master.name if master else f"pool{self.index}"
+
+    @property
+    def master_ref(self) -> str:
+        """The reference of the master host."""
+        return str(self.record["master"])
+
+    @property
+    def master(self) -> Host:
+        """The master host."""
+        return self.hosts[self.master_ref]
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run background work of this pool (an Async task), kept referenced until done."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def set_master(self, host_ref: str) -> None:
+        """Move the master role to another host; sessions end, as when xapi restarts on a new master."""
+        self.db.update("pool", self.ref, master=host_ref)
+        for ref in list(self.db.records("session")):
+            self.db.destroy("session", ref)
+        self.db.wake()
+
+
+class Simulator:
+    """Every pool of the simulator, the credentials they accept and their tunables."""
+
+    def __init__(
+        self,
+        dm: DataModel | None = None,
+        user: str = "root",
+        password: str = "",
+        address_base: int = 42,
+        op_seconds: float = 0.05,
+        auth_failure_delay: float = 5.0,
+        history: int = 100_000,
+    ) -> None:
+        self.dm = dm or load_datamodel()
+        self.user = user
+        self.password = password
+        self.address_base = address_base
+        self.op_seconds = op_seconds
+        self.auth_failure_delay = auth_failure_delay
+        self.history = history
+        self.pools: list[Pool] = []
+        self.no_session_methods = {"session.login_with_password", "session.slave_local_login_with_password"}
+        self._methods: list[str] | None = None
+
+    def add_pool(self, path: str | Path) -> Pool:
+        """Load a database dump as a new pool, giving each host a loopback address of its own."""
+        index = len(self.pools)
+        db, report = load_dump(path, self.dm, Database(self.dm, history=self.history))
+        pool = Pool(index=index, db=db, source=str(path))
+        if len(db.records("pool")) != 1:
+            raise ValueError(
+                f"{path}: a pool dump holds exactly one pool row, found {len(db.records('pool'))}"
+            )
+        hosts = sorted(
+            db.records("host").items(), key=lambda kv: (kv[0] != pool.master_ref, kv[1]["name_label"])
+        )
+        for n, (ref, _record) in enumerate(hosts):
+            address = f"127.{self.address_base}.{index}.{n + 1}"
+            db.records("host")[ref]["address"] = address
+            pool.hosts[ref] = Host(ref=ref, address=address, pool=pool)
+        if pool.master_ref not in pool.hosts:
+            raise ValueError(f"{path}: the pool's master {pool.master_ref} is not a host of the dump")
+        self.pools.append(pool)
+        log.info("loaded pool %s from %s: %s", pool.name, path, dict(report.rows))
+        return pool
+
+    # -- sessions ------------------------------------------------------------------------------
+    def login(self, pool: Pool, host: Host, uname: str, pwd: str, originator: str) -> str:
+        """Create a session on the pool (the caller checked HOST_IS_SLAVE and the credentials)."""
+        return pool.db.create(
+            "session",
+            {
+                "this_host": host.ref,
+                "this_user": NULL_REF,
+                "last_active": now(),
+                "pool": False,
+                "is_local_superuser": True,
+                "auth_user_name": uname,
+                "originator": originator,
+                "validation_time": now(),
+            },
+            ref=new_ref(),
+        )
+
+    def credentials_ok(self, uname: str, pwd: str) -> bool:
+        """Whether the user name and password are the simulator's."""
+        return uname == self.user and pwd == self.password
+
+    def check_session(self, pool: Pool, ref: Any) -> str:
+        """The session reference if it is live in this pool, else SESSION_INVALID."""
+        if not isinstance(ref, str) or pool.db.get("session", ref) is None:
+            raise Failure("SESSION_INVALID", ref if isinstance(ref, str) else "")
+        return ref
+
+    def expire_sessions(self) -> int:
+        """End every session of every pool (as a restarted xapi does); returns how many ended."""
+        count = 0
+        for pool in self.pools:
+            for ref in list(pool.db.records("session")):
+                pool.db.destroy("session", ref)
+                count += 1
+            pool.db.wake()
+        return count
+
+    def list_methods(self) -> list[str]:
+        """Every method name of the data model (the synchronous names, as clients parse them)."""
+        if self._methods is None:
+            names = [
+                f"{cls.name}.{msg.name}" for cls in self.dm.classes.values() for msg in cls.messages.values()
+            ]
+            names.append("system.listMethods")
+            self._methods = sorted(names)
+        return self._methods
+
+    def host_at(self, address: str) -> Host | None:
+        """The host listening at ``address``."""
+        for pool in self.pools:
+            for host in pool.hosts.values():
+                if host.address == address:
+                    return host
+        return None
