@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import secrets
 import shlex
@@ -21,6 +22,7 @@ from .control import Control
 from .dbdump import DumpError
 from .http import Listeners
 from .pool import Simulator
+from .records import warm
 from .scale import scale_pool
 
 log = logging.getLogger("xapisim")
@@ -85,6 +87,9 @@ async def serve(args: argparse.Namespace) -> int:
         if args.scale is not None:
             scale_pool(pool, args.scale)
             pool.db.changes.forget(pool.db.generation)
+    # Millions of long-lived records: keep them out of the cyclic collector's full scans (pauses of seconds).
+    gc.collect()
+    gc.freeze()
     tls = fingerprint = None
     if args.tls:
         from .tls import self_signed_context
@@ -96,6 +101,8 @@ async def serve(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"xapisim: {e}", file=sys.stderr)
         return 3
+    # Encode every record once in the background, so a client's first full read is not the slow one.
+    warming = [asyncio.create_task(warm(pool.db), name=f"warm {pool.name}") for pool in sim.pools]
     control = Control(sim, listeners)
     control_url = await control.start(port=args.control_port)
     for pool in sim.pools:
@@ -114,6 +121,8 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    for task in warming:
+        task.cancel()
     await control.close()
     await listeners.close()
     return 0

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -94,6 +95,8 @@ class Control:
             "source": pool.source,
             "vms": sum(1 for v in vms if not v["is_a_template"] and not v["is_control_domain"]),
             "generation": pool.db.generation,
+            "records": len(pool.db.class_of),
+            "warmed": pool.db.warmed,
             "hosts": [
                 {
                     "ref": h.ref,
@@ -118,6 +121,8 @@ class Control:
         if not isinstance(vms, int) or not 0 <= vms <= 100_000:
             raise web.HTTPBadRequest(text="vms must be an integer from 0 to 100000")
         added = scale_pool(pool, vms)
+        gc.collect()
+        gc.freeze()  # as at start: the new records are long-lived
         return web.json_response({"added": added, **self._describe(pool)})
 
     async def storm(self, request: web.Request) -> web.Response:

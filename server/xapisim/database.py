@@ -93,6 +93,7 @@ class Database:
         self.keep_snapshots = 0  # number of legacy event.register subscribers
         # Encoded forms of records (per wire format), dropped when the record changes.
         self.encoded: dict[str, dict[str, Any]] = {}
+        self.warmed = False  # every record encoded once since start (see records.warm)
         self._waiters: list[asyncio.Future[None]] = []
         self._relations = relations_by_one_side(dm)
         self.on_change: list[Callable[[Change], None]] = []

@@ -150,6 +150,11 @@ class Listeners:
         st.calls.add(task)
         try:
             return await dispatch(self.sim, host.pool, host, method, params)
+        except Failure:
+            raise
+        except Exception as e:  # a simulator bug: answer as xapi answers its own, and keep serving
+            log.exception("%s failed unexpectedly", method)
+            raise Failure("INTERNAL_ERROR", f"{type(e).__name__}: {e}") from e
         finally:
             st.calls.discard(task)
 

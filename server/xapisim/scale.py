@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from typing import Any
 
 from .database import Database
@@ -82,6 +83,7 @@ class Storm:
         self.done = 0
         self.random = random.Random(seed)
         self.task: asyncio.Task[None] | None = None
+        self._targets: list[str] = []
 
     def start(self) -> None:
         """Begin in the background."""
@@ -109,12 +111,16 @@ class Storm:
     def modify_one(self) -> None:
         """One modification of a random VM: its description, other_config, tags or metrics."""
         db = self.pool.db
-        refs = _models(db) or list(db.records("VM"))
-        ref = self.random.choice(refs)
-        vm = db.records("VM")[ref]
+        if self.done % 1000 == 0 or not self._targets:  # VMs come and go: refresh now and then
+            self._targets = _models(db) or list(db.records("VM"))
+        ref = self.random.choice(self._targets)
+        vm = db.get("VM", ref)
+        if vm is None:
+            self._targets = []
+            return
         kind = self.done % 4
-        if kind == 0:
-            db.update("VM", ref, name_description=f"storm {self.done} at {now()}")
+        if kind == 0:  # carries the wall-clock time, so followers can measure their lag
+            db.update("VM", ref, name_description=f"storm {self.done} t={time.time():.6f}")
         elif kind == 1:
             db.update("VM", ref, other_config={**vm["other_config"], "storm": str(self.done)})
         elif kind == 2:
