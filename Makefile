@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make
-PORT ?= 8443
+PORT ?= 8080
 
 # Debian packages, as PACKAGE[:a shell test that also counts as present].
 SYSTEM_PACKAGES := \
@@ -41,7 +41,7 @@ $(STAMPS)/node: tests/node/package.json tests/node/package-lock.json $(STAMPS)/s
 setup: $(STAMPS)/venv $(STAMPS)/node ## Install system packages, the venv and test tools (done by run and test)
 
 run: $(STAMPS)/venv ## Run Podium on its embedded defaults (the bundled simulated pool)
-	$(BIN)/python -m xapisim --port $(PORT) --password "$${XAPISIM_PASSWORD:-$$(cat $(STAMPS)/run-password 2>/dev/null || (head -c 12 /dev/urandom | base64 | tr -d '/+=' | tee $(STAMPS)/run-password))}"
+	@PORT=$(PORT) scripts/run-dev
 
 test: setup ## Run the test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest -q

@@ -118,15 +118,20 @@ async def dispatch(sim: Simulator, pool: Pool, host: Host, method: str, params: 
 
 
 def _generic(cls: Class, message: Message) -> Handler:
-    """The data-model-derived implementation: implicit messages, and explicit plain setters."""
-    from .generic import generic_handler, setter
+    """The data-model-derived implementation: implicit messages, and explicit accessors of the same shape.
+
+    xapi declares some setters and map accessors explicitly to validate them (``VM.set_VCPUs_max``,
+    ``pool.add_to_guest_agent_config``); without a handler of their own here they behave as the implicit
+    accessor of their field would.
+    """
+    from .generic import accessor, generic_handler
 
     if message.implicit:
         return generic_handler(cls, message)
-    field = message.name[4:] if message.name.startswith("set_") else ""
-    if field in cls.fields and [p.name for p in _declared(message)] == ["self", "value"]:
-        return setter(cls.name, field)  # validation-free setters xapi declares explicitly
-    raise Failure("NOT_IMPLEMENTED", f"{cls.name}.{message.name}")
+    fn = accessor(cls, message.name, [p.name for p in _declared(message)])
+    if fn is None:
+        raise Failure("NOT_IMPLEMENTED", f"{cls.name}.{message.name}")
+    return fn
 
 
 def _declared(message: Message) -> list[Any]:

@@ -90,6 +90,27 @@ def _build(cls: Class, message: Message) -> Handler:
     raise Failure("NOT_IMPLEMENTED", f"{c}.{name}")
 
 
+_SHAPES = {
+    "add_to_": (["self", "key", "value"], "map"),
+    "remove_from_": (["self", "key"], "map"),
+    "set_": (["self", "value"], None),
+    "add_": (["self", "value"], "set"),
+    "remove_": (["self", "value"], "set"),
+}
+
+
+def accessor(cls: Class, name: str, params: list[str]) -> Handler | None:
+    """The implicit-style accessor for an explicit message of that shape, or None."""
+    for prefix, make in _ACCESSORS:
+        if prefix == "get_" or not name.startswith(prefix):
+            continue
+        field = cls.fields.get(name[len(prefix) :])
+        shape, kind = _SHAPES[prefix]
+        if field is not None and params == shape and (kind is None or field.type.kind == kind):
+            return make(cls.name, field.name)
+    return None
+
+
 def _writable(cls: Class, fields: dict[str, Any]) -> dict[str, Any]:
     # A constructor takes the RW and RO/constructor fields; runtime fields keep their defaults.
     return {
