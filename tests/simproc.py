@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DBS = ROOT.parent / "shared" / "data" / "xapi-db"
 BUNDLED_DB = ROOT / "server" / "xapisim" / "data" / "tampa-poolof16and23-xapi-db.xml"
+TEST_DBS = ROOT / "tests" / "data" / "xapi-db"
+REAL_DUMPS = sorted([BUNDLED_DB, *TEST_DBS.glob("*.xml")])
 PASSWORD = "sim-secret"
 
 

@@ -11,7 +11,7 @@ import xmlrpc.client
 
 import pytest
 
-from ..simproc import SHARED_DBS, XapiFailure, jsonrpc, raw_post, start_sim
+from ..simproc import TEST_DBS, XapiFailure, jsonrpc, raw_post, start_sim
 
 pytestmark = pytest.mark.integration
 
@@ -88,9 +88,9 @@ def test_robustness_several_pools_side_by_side_and_tls(tmp_path):
     sim = start_sim(
         "--tls",
         "--db",
-        str(SHARED_DBS / "xapidb_app.xml"),
+        str(TEST_DBS / "xapidb_app.xml"),
         "--db",
-        str(SHARED_DBS / "tampa-db_inc_snapshots.xml"),
+        str(TEST_DBS / "tampa-db_inc_snapshots.xml"),
     )
     try:
         assert len(sim.hosts) == 4 and sim.fingerprint.count(":") == 31

@@ -6,12 +6,12 @@ from xapisim.datamodel import load_datamodel
 from xapisim.dbdump import DumpError, load_dump
 from xapisim.values import NULL_REF
 
-from ...simproc import SHARED_DBS
+from ...simproc import BUNDLED_DB, REAL_DUMPS
 
-DUMPS = sorted(SHARED_DBS.glob("*.xml"))
+assert len(REAL_DUMPS) == 4
 
 
-@pytest.mark.parametrize("path", DUMPS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", REAL_DUMPS, ids=lambda p: p.name)
 def test_dbdump_loads_real_dumps_consistently(path):
     db, report = load_dump(path, load_datamodel())
     assert not report.unknown_tables and not report.bad_values
@@ -28,7 +28,7 @@ def test_dbdump_loads_real_dumps_consistently(path):
 
 
 def test_dbdump_decodes_values_by_type():
-    db, _ = load_dump(SHARED_DBS / "tampa-poolof16and23-xapi-db.xml", load_datamodel())
+    db, _ = load_dump(BUNDLED_DB, load_datamodel())
     host = next(h for h in db.records("host").values() if h["name_label"] == "dt16")
     assert "Xeon(R) CPU           X3450  @ 2.67GHz" in host["cpu_info"]["modelname"]
     vm = next(v for v in db.records("VM").values() if v["name_label"] == "23shared")
