@@ -309,3 +309,44 @@ def test_sdk_async_tasks_report_progress_and_can_be_cancelled(sim):
     assert x.task.get_error_info(failed) == ["VM_BAD_POWER_STATE", ref, "halted", "running"]
     details = failure(x.Async.VM.get_name_label, ref)
     assert details[0] == "Fault"
+
+
+def test_sdk_waits_for_events_of_a_vm_lifecycle(sim):
+    s = session(sim)
+    x = s.xenapi
+    ref = next(r for r, v in guests(x).items() if v["power_state"] == "Running")
+    event_from = getattr(x.event, "from")
+    token = event_from(["vm"], "", 0.0)["token"]
+    task = x.Async.VM.hard_shutdown(ref)
+    states = []
+    deadline = time.monotonic() + 10
+    while "Halted" not in states and time.monotonic() < deadline:
+        batch = event_from([f"vm/{ref}"], token, 5.0)
+        token = batch["token"]
+        states += [e["snapshot"]["power_state"] for e in batch["events"] if e["ref"] == ref]
+    assert states[-1] == "Halted"
+    assert x.task.get_status(task) == "success"
+
+
+def test_sdk_cancelled_copy_leaves_nothing_behind(sim):
+    s = session(sim)
+    x = s.xenapi
+    ref = next(r for r, v in guests(x).items() if v["VBDs"])
+    x.VM.hard_shutdown(ref)
+    before = {cls: len(getattr(x, cls).get_all()) for cls in ("VM", "VBD", "VDI", "VIF")}
+    sr = x.pool.get_default_SR(x.pool.get_all()[0])
+    copied = x.VM.copy(ref, "full copy", sr)
+    assert x.VDI.get_SR(x.VBD.get_VDI(x.VM.get_VBDs(copied)[0])) == sr
+    x.VM.destroy(copied)
+    sim.ctl("POST", "/settings", {"op_seconds": 2.0})
+    task = x.Async.VM.copy(ref, "to be cancelled", sr)
+    time.sleep(0.5)
+    assert len(x.VM.get_by_name_label("to be cancelled")) == 1  # the copy is under way
+    x.task.cancel(task)
+    while x.task.get_status(task) in ("pending", "cancelling"):
+        time.sleep(0.05)
+    assert x.task.get_status(task) == "cancelled"
+    assert x.VM.get_by_name_label("to be cancelled") == []
+    after = {cls: len(getattr(x, cls).get_all()) for cls in ("VM", "VBD", "VDI", "VIF")}
+    assert after["VM"] == before["VM"] and after["VBD"] == before["VBD"] and after["VIF"] == before["VIF"]
+    assert after["VDI"] == before["VDI"] + 1  # the completed copy's disk stays, as VM.destroy keeps disks

@@ -164,13 +164,14 @@ async def vbd_create(ctx: Call, fields: dict[str, Any]) -> str:
     return ctx.db.create("VBD", fields)
 
 
-@handler("VBD.destroy")
-async def vbd_destroy(ctx: Call, vbd: str) -> str:
-    """Remove a VBD that is not plugged into a running VM."""
-    rec = record_of(ctx, "VBD", vbd)
+@handler("VBD.destroy", "VIF.destroy")
+async def device_destroy(ctx: Call, dev: str) -> str:
+    """Remove a VBD or VIF that is not plugged into a running VM."""
+    cls = ctx.method.split(".")[-2]
+    rec = record_of(ctx, cls, dev)
     if rec["currently_attached"] and _vm_running(ctx, rec["VM"]):
-        raise Failure("OPERATION_NOT_ALLOWED", "VBD is currently attached; unplug it first")
-    ctx.db.destroy("VBD", vbd)
+        raise Failure("OPERATION_NOT_ALLOWED", f"{cls} is currently attached; unplug it first")
+    ctx.db.destroy(cls, dev)
     return ""
 
 
@@ -247,13 +248,3 @@ async def vif_create(ctx: Call, fields: dict[str, Any]) -> str:
     if not fields.get("MTU"):
         fields["MTU"] = network.get("MTU", 1500)
     return ctx.db.create("VIF", fields)
-
-
-@handler("VIF.destroy")
-async def vif_destroy(ctx: Call, vif: str) -> str:
-    """Remove an interface that is not plugged into a running VM."""
-    rec = record_of(ctx, "VIF", vif)
-    if rec["currently_attached"] and _vm_running(ctx, rec["VM"]):
-        raise Failure("OPERATION_NOT_ALLOWED", "VIF is currently attached; unplug it first")
-    ctx.db.destroy("VIF", vif)
-    return ""

@@ -372,21 +372,13 @@ async def reboot(ctx: Call, ref: str) -> str:
     return ""
 
 
-@handler("VM.pause")
+@handler("VM.pause", "VM.unpause")
 async def pause(ctx: Call, ref: str) -> str:
-    """Pause a running VM."""
-    async with operation(ctx, ref, "pause"):
+    """Pause a running VM, or let a paused one run again."""
+    op = ctx.method.rsplit(".", 1)[1]
+    async with operation(ctx, ref, op):
         await ctx.work(steps=1)
-        ctx.db.update("VM", ref, power_state="Paused")
-    return ""
-
-
-@handler("VM.unpause")
-async def unpause(ctx: Call, ref: str) -> str:
-    """Resume a paused VM."""
-    async with operation(ctx, ref, "unpause"):
-        await ctx.work(steps=1)
-        ctx.db.update("VM", ref, power_state="Running")
+        ctx.db.update("VM", ref, power_state="Paused" if op == "pause" else "Running")
     return ""
 
 
