@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--user", default="root", help="user name accepted by login (default: root)")
     p.add_argument("--password", help="password accepted by login (default: a random one, printed)")
     p.add_argument("--tls", action="store_true", help="serve HTTPS with a self-signed certificate")
+    p.add_argument(
+        "--no-jsonrpc", action="store_true", help="speak XML-RPC only, as hosts before XenServer 7.3"
+    )
     p.add_argument("--scale", type=int, metavar="N", help="grow every pool to N VMs by cloning its real VMs")
     p.add_argument("--address-base", type=int, default=42, help="hosts listen on 127.<base>.<pool>.<host>")
     p.add_argument("--control-port", type=int, default=0, help="port of the control surface on 127.0.0.1")
@@ -95,7 +98,7 @@ async def serve(args: argparse.Namespace) -> int:
         from .tls import self_signed_context
 
         tls, fingerprint = self_signed_context([h.address for p in sim.pools for h in p.hosts.values()])
-    listeners = Listeners(sim, args.port, tls)
+    listeners = Listeners(sim, args.port, tls, jsonrpc=not args.no_jsonrpc)
     try:
         await listeners.start()
     except OSError as e:

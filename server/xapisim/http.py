@@ -48,13 +48,16 @@ class HostState:
 class Listeners:
     """The HTTP side of a simulator: start, stop and restart hosts, drop connections."""
 
-    def __init__(self, sim: Simulator, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, sim: Simulator, port: int = 0, tls: ssl.SSLContext | None = None, jsonrpc: bool = True
+    ) -> None:
         self.sim = sim
         self.port = port
         self.port_fixed = port != 0
         self.tls = tls
         self.app = web.Application(client_max_size=MAX_BODY)
-        self.app.router.add_route("POST", "/jsonrpc", self._jsonrpc)
+        # Hosts older than XenServer 7.3 have no JSON-RPC: /jsonrpc reaches their XML-RPC handler.
+        self.app.router.add_route("POST", "/jsonrpc", self._jsonrpc if jsonrpc else self._xmlrpc)
         for path in ("/", "/RPC2", "/xmlrpc", "/json"):
             self.app.router.add_route("POST", path, self._xmlrpc)
         self.app.router.add_route("OPTIONS", "/{tail:.*}", self._options)

@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from xapisim.datamodel import load_datamodel
 
 from ..simproc import XapiFailure, jsonrpc

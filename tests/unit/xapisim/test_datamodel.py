@@ -1,4 +1,5 @@
 import pytest
+
 from xapisim.datamodel import Type, load_datamodel, parse_type
 from xapisim.values import NULL_REF
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from xapisim.database import Database
 from xapisim.datamodel import load_datamodel
 from xapisim.dbdump import DumpError, load_dump

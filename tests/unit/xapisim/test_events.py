@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+
 from xapisim.database import Database
 from xapisim.datamodel import load_datamodel
 from xapisim.errors import Failure

@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from xapisim.sexpr import SExprError, escape_spaces, format_sexpr, parse_sexpr, unescape_spaces
 
 

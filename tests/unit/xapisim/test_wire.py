@@ -2,6 +2,7 @@ import json
 import xmlrpc.client
 
 import pytest
+
 from xapisim.values import I32, XDateTime
 from xapisim.wire import (
     WireError,

@@ -1,0 +1,210 @@
+"""One pool's part of the cache: its raw XAPI records, and the objects shaped from them.
+
+It is the :class:`~podium.xapi.Sink` of the pool's event loop. Each object is shaped by the function
+its class has in :mod:`.xo`; while shaping, every record the function reads is noted, so that a change
+of a VM's metrics or guest metrics re-shapes the VM. A full read (at connection, or after EVENTS_LOST)
+is compared record by record with what the cache holds, and an object goes out only when it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import PodiumError
+from ..xapi import Status
+from .store import Obj, ObjectStore
+from .xo import SHAPERS, Shaper
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+class DuplicatePool(PodiumError):
+    """The pool is already connected through another server entry."""
+
+    code = 11
+    status = 409
+
+
+class Reader:
+    """What a shaper may read: other records (noted as dependencies) and the ids of references."""
+
+    __slots__ = ("_cache", "_reads")
+
+    def __init__(self, cache: PoolCache) -> None:
+        self._cache = cache
+        self._reads: list[str] = []
+
+    @property
+    def pool_id(self) -> str:
+        """The pool's uuid."""
+        return self._cache.pool_id
+
+    @property
+    def pool_ref(self) -> str:
+        """The pool object's reference."""
+        return self._cache.pool_ref
+
+    def get(self, ref: str) -> Record | None:
+        """The record of a reference; the object being shaped will be re-shaped when it changes."""
+        if not ref or ref == "OpaqueRef:NULL":
+            return None
+        self._reads.append(ref)
+        return self._cache.records.get(ref)
+
+    def id(self, ref: str) -> str | None:
+        """The id (uuid) of the object of a reference, or None for a null or unknown one."""
+        if not ref or ref == "OpaqueRef:NULL":
+            return None
+        rec = self._cache.records.get(ref)
+        return None if rec is None else str(rec.get("uuid") or ref)
+
+    def ids(self, refs: list[str]) -> list[str]:
+        """The ids of references, skipping unknown ones."""
+        out = []
+        for ref in refs:
+            id_ = self.id(ref)
+            if id_ is not None:
+                out.append(id_)
+        return out
+
+    def class_of(self, ref: str) -> str | None:
+        """The XAPI class of a reference."""
+        return self._cache.cls_of.get(ref)
+
+
+class PoolCache:
+    """Raw records of one pool and the objects made from them, kept in the shared store."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        classes: list[str],
+        on_status: Callable[[Status], None] | None = None,
+        claim: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._claim = claim  # raises DuplicatePool when another connection holds the pool
+        self.classes = classes
+        self._canonical = {c.lower(): c for c in classes}
+        self.records: dict[str, Record] = {}
+        self.cls_of: dict[str, str] = {}
+        self.object_id: dict[str, str] = {}  # ref -> id of its object in the store
+        self.readers_of: dict[str, set[str]] = {}  # ref -> refs whose objects read it
+        self.reads: dict[str, list[str]] = {}  # ref -> refs its object read
+        self.pool_id = ""
+        self.pool_ref = ""
+        self._on_status = on_status
+        self.last_status: Status | None = None
+
+    # -- Sink ----------------------------------------------------------------------------------
+    def status(self, status: Status) -> None:
+        """The event loop's connection status."""
+        self.last_status = status
+        if self._on_status is not None:
+            self._on_status(status)
+
+    def full(self, records: dict[str, dict[str, Record]]) -> None:
+        """A complete read: apply only the differences to the store."""
+        pools = records.get("pool", {})
+        for rec in pools.values():
+            if self._claim is not None:
+                self._claim(str(rec.get("uuid", "")))
+        fresh: dict[str, Record] = {}
+        fresh_cls: dict[str, str] = {}
+        for cls, by_ref in records.items():
+            for ref, rec in by_ref.items():
+                fresh[ref] = rec
+                fresh_cls[ref] = cls
+        self._set_pool(pools)
+        changed = {ref for ref, rec in fresh.items() if self.records.get(ref) != rec}
+        gone = set(self.records) - set(fresh)
+        for ref in gone:
+            self._forget(ref)
+        for ref in changed:
+            self.records[ref] = fresh[ref]
+            self.cls_of[ref] = fresh_cls[ref]
+        self._reshape(changed | gone)
+
+    def events(self, events: list[dict[str, Any]]) -> None:
+        """One ``event.from`` batch."""
+        touched: set[str] = set()
+        for ev in events:
+            cls = self._canonical.get(str(ev.get("class", "")).lower())
+            ref = ev.get("ref", "")
+            if cls is None or not ref:
+                continue
+            touched.add(ref)
+            if ev.get("operation") == "del":
+                self._forget(ref)
+            elif "snapshot" in ev:
+                self.records[ref] = ev["snapshot"]
+                self.cls_of[ref] = cls
+                if cls == "pool":
+                    self._set_pool({ref: ev["snapshot"]})
+        self._reshape(touched)
+
+    def clear(self) -> None:
+        """The pool is gone for good: every one of its objects leaves."""
+        ids = set(self.object_id.values())
+        self.records.clear()
+        self.cls_of.clear()
+        self.object_id.clear()
+        self.readers_of.clear()
+        self.reads.clear()
+        self.store.apply({}, ids)
+
+    # -- shaping -------------------------------------------------------------------------------
+    def _set_pool(self, pools: dict[str, Record]) -> None:
+        for ref, rec in pools.items():
+            self.pool_ref, self.pool_id = ref, str(rec.get("uuid", ref))
+
+    def _forget(self, ref: str) -> None:
+        self.records.pop(ref, None)
+        self.cls_of.pop(ref, None)
+
+    def _reshape(self, refs: set[str]) -> None:
+        todo = set(refs)
+        for ref in refs:
+            todo |= self.readers_of.get(ref, set())
+        enter: dict[str, Obj] = {}
+        exit_ids: set[str] = set()
+        for ref in todo:
+            old_id = self.object_id.get(ref)
+            obj = self._shape(ref)
+            if obj is None:
+                if old_id is not None:
+                    exit_ids.add(old_id)
+                    del self.object_id[ref]
+                continue
+            new_id = obj["id"]
+            if old_id is not None and old_id != new_id:
+                exit_ids.add(old_id)
+            self.object_id[ref] = new_id
+            if self.store.get(new_id) != obj:
+                enter[new_id] = obj
+        exit_ids -= set(enter)
+        self.store.apply(enter, exit_ids)
+
+    def _shape(self, ref: str) -> Obj | None:
+        for dep in self.reads.pop(ref, ()):
+            readers = self.readers_of.get(dep)
+            if readers is not None:
+                readers.discard(ref)
+                if not readers:
+                    del self.readers_of[dep]
+        rec = self.records.get(ref)
+        cls = self.cls_of.get(ref)
+        shaper: Shaper | None = SHAPERS.get(cls or "")
+        if rec is None or shaper is None:
+            return None
+        reader = Reader(self)
+        obj = shaper(ref, rec, reader)
+        if reader._reads:
+            self.reads[ref] = reader._reads
+            for dep in reader._reads:
+                self.readers_of.setdefault(dep, set()).add(ref)
+        return obj

@@ -1,0 +1,98 @@
+"""The object store: every pool's objects in Xen Orchestra's shape, indexed, with a change feed.
+
+One writer (each pool's event loop, through :class:`~podium.cache.pool.PoolCache`), many readers.
+Every change is one :class:`Batch` per XAPI event batch: the objects that entered (new or changed)
+and the objects that left, delivered to each subscriber in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One change: ``enter`` maps id to the new object, ``exit`` id to the object that left."""
+
+    enter: dict[str, Obj] = field(default_factory=dict)
+    exit: dict[str, Obj] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.enter or self.exit)
+
+
+Subscriber = Callable[[Batch], None]
+
+
+class ObjectStore:
+    """All objects by id, by type and by pool."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, Obj] = {}
+        self.by_type: dict[str, dict[str, Obj]] = {}
+        self.by_pool: dict[str, dict[str, Obj]] = {}
+        self._subscribers: list[Subscriber] = []
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __iter__(self) -> Iterator[Obj]:
+        return iter(self.objects.values())
+
+    def get(self, id_: str) -> Obj | None:
+        """The object of this id."""
+        return self.objects.get(id_)
+
+    def of_type(self, type_: str) -> dict[str, Obj]:
+        """The objects of one type, by id (live: do not mutate)."""
+        return self.by_type.get(type_, {})
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Receive every batch from now on; returns the function that unsubscribes."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def apply(self, enter: dict[str, Obj], exit_ids: list[str] | set[str]) -> Batch:
+        """Change the store and tell every subscriber; returns the batch (empty when nothing changed)."""
+        left: dict[str, Obj] = {}
+        for id_ in exit_ids:
+            old = self.objects.pop(id_, None)
+            if old is None:
+                continue
+            self._unindex(id_, old)
+            left[id_] = old
+        for id_, obj in enter.items():
+            old = self.objects.get(id_)
+            if old is not None:
+                self._unindex(id_, old)
+            self.objects[id_] = obj
+            self.by_type.setdefault(obj["type"], {})[id_] = obj
+            pool = obj.get("$poolId")
+            if pool:
+                self.by_pool.setdefault(pool, {})[id_] = obj
+        batch = Batch(enter, left)
+        if batch:
+            for fn in list(self._subscribers):
+                try:
+                    fn(batch)
+                except Exception:  # a subscriber's bug must not stop the event loop of a pool
+                    log.exception("object store subscriber failed")
+        return batch
+
+    def _unindex(self, id_: str, obj: Obj) -> None:
+        self.by_type.get(obj["type"], {}).pop(id_, None)
+        pool = obj.get("$poolId")
+        if pool:
+            self.by_pool.get(pool, {}).pop(id_, None)

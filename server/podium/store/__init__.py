@@ -1,0 +1,11 @@
+"""Podium's persistence behind SQLAlchemy: a SQLite file by default, PostgreSQL by URL.
+
+Public names: :class:`Database`, the table models of :mod:`.models`, and :class:`SecretBox` for
+secrets kept encrypted at rest.
+"""
+
+from .db import Database
+from .models import Base, Server
+from .secret import SecretBox
+
+__all__ = ["Base", "Database", "SecretBox", "Server"]

@@ -1,0 +1,36 @@
+"""Podium's XAPI client: transports, sessions on pool masters, and the per-pool event loop.
+
+Public names: :class:`XapiClient`, :class:`PoolWatcher` (with its :class:`Sink` and :class:`Status`),
+:class:`Endpoint`, :func:`peer_fingerprint`, and the errors of :mod:`.errors`.
+"""
+
+from .client import XapiClient
+from .errors import (
+    AuthenticationFailed,
+    CallTimeout,
+    ProtocolError,
+    ReadOnly,
+    TlsError,
+    Unreachable,
+    XapiError,
+    XapiFailure,
+)
+from .transport import Endpoint, peer_fingerprint
+from .watcher import PoolWatcher, Sink, Status
+
+__all__ = [
+    "AuthenticationFailed",
+    "CallTimeout",
+    "Endpoint",
+    "PoolWatcher",
+    "ProtocolError",
+    "ReadOnly",
+    "Sink",
+    "Status",
+    "TlsError",
+    "Unreachable",
+    "XapiClient",
+    "XapiError",
+    "XapiFailure",
+    "peer_fingerprint",
+]

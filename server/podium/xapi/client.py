@@ -1,0 +1,165 @@
+"""A session with one pool, always on its master.
+
+``connect`` logs in and follows HOST_IS_SLAVE to the master it names (keeping scheme and port, an IPv6
+address in brackets); a call that meets SESSION_INVALID logs in again and is retried once; ``close``
+logs out. The client never talks to a member for anything but being told where the master is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+from .errors import ReadOnly, Unreachable, XapiError, XapiFailure
+from .transport import Endpoint, Transport, ssl_option
+
+log = logging.getLogger(__name__)
+
+ORIGINATOR = "podium"
+_READ_CLASSES = ("event.", "session.", "system.")
+API_VERSION = "2.20"  # the newest XenAPI version this client knows; xapi accepts older clients too
+
+
+def is_write(method: str) -> bool:
+    """Whether a XAPI method may change anything: all but getters, events and sessions."""
+    plain = method.removeprefix("Async.")
+    if plain.startswith(_READ_CLASSES):
+        return False
+    name = plain.split(".", 1)[-1]
+    return not name.startswith("get_")
+
+
+class XapiClient:
+    """Calls on a pool's master with a live session."""
+
+    def __init__(
+        self,
+        host: str,
+        username: str,
+        password: str,
+        *,
+        allow_unauthorized: bool = False,
+        fingerprint: str | None = None,
+        concurrency: int = 20,
+        call_timeout: float = 60.0,
+        read_only: bool = False,
+        http: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.read_only = read_only
+        self.endpoint = Endpoint.parse(host)
+        self.username = username
+        self._password = password
+        self._ssl = ssl_option(allow_unauthorized, fingerprint)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._timeout = call_timeout
+        self._own_http = http is None
+        self._http = http
+        self._transport: Transport | None = None
+        self.session: str | None = None
+        self._login_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"XapiClient({self.endpoint}, user={self.username!r})"  # never the password
+
+    @property
+    def master(self) -> Endpoint:
+        """The endpoint the client is logged in on (the master, after any redirect)."""
+        return self._transport.endpoint if self._transport else self.endpoint
+
+    @property
+    def protocol(self) -> str | None:
+        """``json`` or ``xml``: the wire format the master speaks."""
+        return self._transport.protocol if self._transport else None
+
+    def _make_transport(self, endpoint: Endpoint) -> Transport:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60), cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return Transport(self._http, endpoint, self._ssl, self._limit, self._timeout)
+
+    async def connect(self, endpoint: Endpoint | None = None, stale: str | None = None) -> str:
+        """Log in on the master (following HOST_IS_SLAVE); returns the session.
+
+        With ``stale``, a caller whose session expired: when another caller has logged in again meanwhile,
+        that new session is used instead of logging in once more.
+        """
+        async with self._login_lock:
+            if stale is not None and self.session is not None and self.session != stale:
+                return self.session
+            self._transport, self.session = await self._login(endpoint or self.master)
+            return self.session
+
+    async def locate_master(self, endpoint: Endpoint) -> Endpoint:
+        """Ask one host who the master is (logging in there and out again); the client is unchanged."""
+        transport, session = await self._login(endpoint)
+        try:
+            await transport.call("session.logout", [session], timeout=5)
+        except XapiError:
+            pass
+        return transport.endpoint
+
+    async def _login(self, target: Endpoint) -> tuple[Transport, str]:
+        for _ in range(3):
+            transport = self._make_transport(target)
+            try:
+                session = await transport.call(
+                    "session.login_with_password", [self.username, self._password, API_VERSION, ORIGINATOR]
+                )
+            except XapiFailure as e:
+                if e.xapi_code == "HOST_IS_SLAVE" and e.params:
+                    log.info("%s is a pool member; its master is %s", target, e.params[0])
+                    target = target.with_host(e.params[0])
+                    continue
+                raise
+            return transport, str(session)
+        raise XapiError(f"{target}: too many HOST_IS_SLAVE redirects")
+
+    async def call_event_from(self, classes: list[str], token: str, timeout: float) -> dict[str, Any]:
+        """``event.from`` without the automatic re-login: SESSION_INVALID must reach the event loop."""
+        if self.session is None or self._transport is None:
+            await self.connect()
+        assert self._transport is not None
+        result: dict[str, Any] = await self._transport.call(
+            "event.from", [self.session, classes, token, timeout], timeout=timeout + 15
+        )
+        return result
+
+    async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call a method with the session; on SESSION_INVALID log in again and retry once."""
+        if self.read_only and is_write(method):
+            raise ReadOnly(f"{method} refused: the server {self.endpoint} is read-only")
+        if self.session is None or self._transport is None:
+            await self.connect()
+        assert self._transport is not None
+        session = self.session
+        try:
+            return await self._transport.call(method, [session, *args], timeout)
+        except XapiFailure as e:
+            if e.xapi_code != "SESSION_INVALID":
+                raise
+            log.info("session on %s expired; logging in again", self.master)
+        session = await self.connect(stale=session)
+        assert self._transport is not None
+        return await self._transport.call(method, [session, *args], timeout)
+
+    async def call_plain(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call a method that takes no session (``system.listMethods``)."""
+        if self._transport is None:
+            self._transport = self._make_transport(self.endpoint)
+        return await self._transport.call(method, list(args), timeout)
+
+    async def close(self) -> None:
+        """Log out (best effort) and release the HTTP connections."""
+        if self.session is not None and self._transport is not None:
+            try:
+                await self._transport.call("session.logout", [self.session], timeout=5)
+            except (XapiError, Unreachable):
+                pass
+            self.session = None
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
