@@ -14,9 +14,15 @@ from podium.xapi import PoolWatcher, XapiClient
 from .simproc import Sim
 
 
+def master_url(sim: Sim, pool: int = 0) -> str:
+    """The current master's URL, as the control surface knows it (it moves on failover)."""
+    (host,) = [h for h in sim.ctl("GET", "/pools")[pool]["hosts"] if h["master"]]
+    return str(host["url"])
+
+
 async def truth(sim: Sim, url: str | None = None) -> dict[str, dict[str, Any]]:
     """The objects a fresh full read of the pool gives, by id."""
-    client = XapiClient(url or sim.master().url, sim.user, sim.password)
+    client = XapiClient(url or master_url(sim), sim.user, sim.password)
     try:
         records = {cls: await client.call(f"{cls}.get_all_records") for cls in KEPT_CLASSES}
     finally:
