@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import PodiumError
+from ..gcpause import bulk
 from .client import XapiClient
 from .errors import AuthenticationFailed, TlsError, Unreachable, XapiFailure
 from .transport import Endpoint
@@ -150,6 +151,10 @@ class PoolWatcher:
 
     async def _resync(self) -> None:
         self._set("connecting" if self.status.state != "connected" else "connected")
+        with bulk():
+            await self._read_everything()
+
+    async def _read_everything(self) -> None:
         pools = await self.client.call("pool.get_all")
         self.pool_ref = pools[0]
         self.token = await self.client.call("event.inject", "pool", self.pool_ref)

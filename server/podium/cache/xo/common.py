@@ -15,6 +15,7 @@ Obj = dict[str, Any]
 Shaper = Callable[[str, Record, "Reader"], Obj | None]
 
 NULL = "OpaqueRef:NULL"
+_EPOCH = "19700101T00:00:00Z"
 
 
 def num(value: Any) -> int | float:
@@ -44,6 +45,22 @@ def ts(value: Any) -> int | float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value or None
     text = str(value).strip()
+    if len(text) == 18 and text[8] == "T" and text[-1] == "Z":  # XAPI's own 20240131T09:27:26Z
+        if text == _EPOCH:
+            return None
+        try:
+            return calendar.timegm(
+                (
+                    int(text[0:4]),
+                    int(text[4:6]),
+                    int(text[6:8]),
+                    int(text[9:11]),
+                    int(text[12:14]),
+                    int(text[15:17]),
+                )
+            )
+        except ValueError:
+            return None
     try:
         n = float(text)
     except ValueError:
