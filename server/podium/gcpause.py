@@ -2,9 +2,12 @@
 
 A full read of a large pool creates millions of long-lived, acyclic objects (records, shaped objects).
 While they are being made, each automatic collection rescans all of them, which costs as much time as
-the read itself. :func:`bulk` pauses automatic collection for the duration and then freezes what
-exists into the permanent generation, so later collections skip it. Reference counting still frees
-these objects when they are replaced; only cycles among them would wait, and they make none.
+the read itself, and once it is over, the first full collection rescans them all again (seen: a pause
+of 0.9 s in the middle of 1,000 events/s). :func:`bulk` pauses automatic collection while a synchronous
+bulk step runs (it must not span an ``await``, or other tasks would run without the collector), then
+freezes what exists into the permanent generation, which later collections skip. Frozen objects are
+still freed by reference counting when replaced (records and shaped objects hold no cycles); what a
+freeze keeps for ever is only the garbage cycles pending at that instant: a few hundred objects at most.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from .cache import KEPT_CLASSES, DuplicatePool, ObjectStore, PoolCache
 from .errors import PodiumError
 from .store import Database, SecretBox, Server
-from .xapi import Endpoint, PoolWatcher, Status, XapiClient, XapiError
+from .xapi import Endpoint, PoolWatcher, Status, XapiClient
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,30 @@ class ServerManager:
         self.connections: dict[str, Connection] = {}
         self.owners: dict[str, str] = {}  # pool uuid -> the server id connected to it
         self._http: aiohttp.ClientSession | None = None
+        self._locks: dict[str, asyncio.Lock] = {}  # one change at a time per server
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _lock(self, server_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(server_id, asyncio.Lock())
 
     async def start(self) -> None:
         """Connect every enabled server."""
         async with self.db.session() as s:
             servers = (await s.scalars(select(Server))).all()
         for server in servers:
-            if server.enabled:
+            if not server.enabled:
+                continue
+            try:
                 self._connect(server)
+            except PodiumError as e:  # one unusable row (a secret that no longer decrypts) stops only itself
+                log.error("server %s cannot connect: %s", server.id, e.message)
 
     async def close(self) -> None:
         """Stop every connection."""
         for server_id in list(self.connections):
             await self._disconnect(server_id, clear=False)
+        for task in list(self._tasks):
+            await task
         if self._http is not None:
             await self._http.close()
 
@@ -145,23 +156,26 @@ class ServerManager:
 
     async def remove(self, server_id: str) -> None:
         """Forget a server; its pool's objects leave."""
-        await self._disconnect(server_id, clear=True)
-        async with self.db.session() as s, s.begin():
-            server = await s.get(Server, server_id)
-            if server is None:
-                raise NoSuchServer(f"no server {server_id}")
-            await s.delete(server)
+        async with self._lock(server_id):
+            await self._disconnect(server_id, clear=True)
+            async with self.db.session() as s, s.begin():
+                server = await s.get(Server, server_id)
+                if server is None:
+                    raise NoSuchServer(f"no server {server_id}")
+                await s.delete(server)
 
     async def enable(self, server_id: str) -> None:
         """Connect a server (and keep it connected across restarts)."""
-        server = await self._update(server_id, enabled=True)
-        if server_id not in self.connections:
-            self._connect(server)
+        async with self._lock(server_id):
+            server = await self._update(server_id, enabled=True)
+            if server_id not in self.connections:
+                self._connect(server)
 
     async def disable(self, server_id: str) -> None:
         """Disconnect a server; its pool's objects leave."""
-        await self._update(server_id, enabled=False)
-        await self._disconnect(server_id, clear=True)
+        async with self._lock(server_id):
+            await self._update(server_id, enabled=False)
+            await self._disconnect(server_id, clear=True)
 
     async def set(self, server_id: str, **changes: Any) -> None:
         """Change a server's settings; a connected server reconnects with them."""
@@ -182,10 +196,12 @@ class ServerManager:
             _check(changes.get("host", "x"), changes.get("fingerprint"))
         if "password" in changes:
             changes["password"] = self.secrets.encrypt(changes["password"])
-        server = await self._update(server_id, **changes)
-        if server_id in self.connections and set(changes) - {"label", "auto_connect"}:
-            await self._disconnect(server_id, clear=False)
-            self._connect(server)
+        async with self._lock(server_id):
+            server = await self._update(server_id, **changes)
+            if server_id in self.connections and server.enabled and set(changes) - {"label", "auto_connect"}:
+                # The new settings may lead to another pool: the old objects leave, the new ones enter.
+                await self._disconnect(server_id, clear=True)
+                self._connect(server)
 
     async def _update(self, server_id: str, **changes: Any) -> Server:
         async with self.db.session() as s, s.begin():
@@ -234,7 +250,9 @@ class ServerManager:
             return
         conn.status = status
         if status.state == "connected":
-            asyncio.get_running_loop().create_task(self._remember(server_id, conn))
+            task = asyncio.get_running_loop().create_task(self._remember(server_id, conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _remember(self, server_id: str, conn: Connection) -> None:
         try:
@@ -248,17 +266,21 @@ class ServerManager:
         conn = self.connections.pop(server_id, None)
         if conn is None:
             return
-        if conn.task is not None:
-            conn.task.cancel()
-            try:
-                await conn.task
-            except (asyncio.CancelledError, XapiError):
-                pass
-        await conn.client.close()
-        if self.owners.get(conn.cache.pool_id) == server_id:
-            del self.owners[conn.cache.pool_id]
-        if clear:
-            conn.cache.clear()
+        try:
+            if conn.task is not None:
+                conn.task.cancel()
+                try:
+                    await conn.task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    log.exception("the event loop of server %s had failed", server_id)
+            await conn.client.close()
+        finally:
+            if self.owners.get(conn.cache.pool_id) == server_id:
+                del self.owners[conn.cache.pool_id]
+            if clear:
+                conn.cache.clear()
 
 
 def _check(host: str, fingerprint: str | None) -> None:

@@ -32,6 +32,11 @@ async def manager(tmp_path) -> ServerManager:
     return ServerManager(db, SecretBox(tmp_path / "secret.key"), ObjectStore())
 
 
+async def shutdown(m: ServerManager) -> None:
+    await m.close()
+    await m.db.close()
+
+
 async def status(m: ServerManager, server_id: str) -> dict:
     return next(s for s in await m.get_all() if s["id"] == server_id)
 
@@ -63,7 +68,7 @@ async def test_servers_add_connect_persist_encrypted(sim: Sim, tmp_path):
         assert "127.42.0.2" in row[2]
         assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
     finally:
-        await m.close()
+        await shutdown(m)
     # A restart reconnects every enabled server, with the password decrypted from the database.
     m2 = await manager(tmp_path)
     try:
@@ -71,7 +76,7 @@ async def test_servers_add_connect_persist_encrypted(sim: Sim, tmp_path):
         await wait(lambda: sid in m2.connections and m2.connections[sid].status.state == "connected")
         assert len(m2.objects.of_type("VM")) == 4
     finally:
-        await m2.close()
+        await shutdown(m2)
 
 
 async def test_servers_refuse_a_pool_connected_twice(sim: Sim, tmp_path):
@@ -91,7 +96,7 @@ async def test_servers_refuse_a_pool_connected_twice(sim: Sim, tmp_path):
         )  # takes over by itself
         assert len(m.objects) == objects
     finally:
-        await m.close()
+        await shutdown(m)
 
 
 async def test_servers_disable_enable_set_and_errors(sim: Sim, tmp_path):
@@ -119,7 +124,7 @@ async def test_servers_disable_enable_set_and_errors(sim: Sim, tmp_path):
         with pytest.raises(NoSuchServer):
             await m.remove("no-such-id")
     finally:
-        await m.close()
+        await shutdown(m)
 
 
 async def test_servers_many_pools_share_one_store(tmp_path):
@@ -144,5 +149,5 @@ async def test_servers_many_pools_share_one_store(tmp_path):
         }
         assert len(m.objects) == counts[m.connections[b].cache.pool_id]
     finally:
-        await m.close()
+        await shutdown(m)
         sim.stop()

@@ -30,13 +30,19 @@ class DuplicatePool(PodiumError):
 
 
 class Reader:
-    """What a shaper may read: other records (noted as dependencies) and the ids of references."""
+    """What a shaper may read: other records (noted as dependencies) and the ids of references.
 
-    __slots__ = ("_cache", "_reads")
+    A record read with :meth:`get` is a dependency: any change to it re-shapes the object. A reference
+    turned into an id with :meth:`id` is a link: the id never changes, so only the target appearing or
+    going away re-shapes the object (a VM's change must not re-shape a host listing thousands of VMs).
+    """
+
+    __slots__ = ("_cache", "_links", "_reads")
 
     def __init__(self, cache: PoolCache) -> None:
         self._cache = cache
         self._reads: list[str] = []
+        self._links: list[str] = []
 
     @property
     def pool_id(self) -> str:
@@ -59,16 +65,25 @@ class Reader:
         """The id (uuid) of the object of a reference, or None for a null or unknown one."""
         if not ref or ref == "OpaqueRef:NULL":
             return None
+        self._links.append(ref)
         rec = self._cache.records.get(ref)
         return None if rec is None else str(rec.get("uuid") or ref)
 
     def ids(self, refs: list[str]) -> list[str]:
-        """The ids of references, skipping unknown ones."""
+        """The ids of a set of references, skipping unknown ones.
+
+        XAPI keeps such sets true itself (a member that comes or goes is a ``mod`` of the owner), so
+        only a member not known yet is watched for, to be linked when it arrives.
+        """
+        records = self._cache.records
         out = []
         for ref in refs:
-            id_ = self.id(ref)
-            if id_ is not None:
-                out.append(id_)
+            rec = records.get(ref)
+            if rec is None:
+                if ref and ref != "OpaqueRef:NULL":
+                    self._links.append(ref)
+                continue
+            out.append(str(rec.get("uuid") or ref))
         return out
 
     def class_of(self, ref: str) -> str | None:
@@ -93,8 +108,9 @@ class PoolCache:
         self.records: dict[str, Record] = {}
         self.cls_of: dict[str, str] = {}
         self.object_id: dict[str, str] = {}  # ref -> id of its object in the store
-        self.readers_of: dict[str, set[str]] = {}  # ref -> refs whose objects read it
-        self.reads: dict[str, list[str]] = {}  # ref -> refs its object read
+        self.readers_of: dict[str, set[str]] = {}  # ref -> refs whose objects read its record
+        self.linkers_of: dict[str, set[str]] = {}  # ref -> refs whose objects link to it
+        self.reads: dict[str, tuple[list[str], list[str]]] = {}  # ref -> (records read, refs linked)
         self.pool_id = ""
         self.pool_ref = ""
         self._on_status = on_status
@@ -121,17 +137,19 @@ class PoolCache:
                 fresh_cls[ref] = cls
         self._set_pool(pools)
         changed = {ref for ref, rec in fresh.items() if self.records.get(ref) != rec}
+        appeared = {ref for ref in changed if ref not in self.records}
         gone = set(self.records) - set(fresh)
         for ref in gone:
             self._forget(ref)
         for ref in changed:
             self.records[ref] = fresh[ref]
             self.cls_of[ref] = fresh_cls[ref]
-        self._reshape(changed | gone)
+        self._reshape(changed | gone, appeared | gone)
 
     def events(self, events: list[dict[str, Any]]) -> None:
         """One ``event.from`` batch."""
         touched: set[str] = set()
+        born_or_gone: set[str] = set()
         for ev in events:
             cls = self._canonical.get(str(ev.get("class", "")).lower())
             ref = ev.get("ref", "")
@@ -139,13 +157,17 @@ class PoolCache:
                 continue
             touched.add(ref)
             if ev.get("operation") == "del":
+                if ref in self.records:
+                    born_or_gone.add(ref)
                 self._forget(ref)
             elif "snapshot" in ev:
+                if ref not in self.records:
+                    born_or_gone.add(ref)
                 self.records[ref] = ev["snapshot"]
                 self.cls_of[ref] = cls
                 if cls == "pool":
                     self._set_pool({ref: ev["snapshot"]})
-        self._reshape(touched)
+        self._reshape(touched, born_or_gone)
 
     def clear(self) -> None:
         """The pool is gone for good: every one of its objects leaves."""
@@ -154,6 +176,7 @@ class PoolCache:
         self.cls_of.clear()
         self.object_id.clear()
         self.readers_of.clear()
+        self.linkers_of.clear()
         self.reads.clear()
         self.store.apply({}, ids)
 
@@ -166,10 +189,12 @@ class PoolCache:
         self.records.pop(ref, None)
         self.cls_of.pop(ref, None)
 
-    def _reshape(self, refs: set[str]) -> None:
+    def _reshape(self, refs: set[str], born_or_gone: set[str] = frozenset()) -> None:  # type: ignore[assignment]
         todo = set(refs)
         for ref in refs:
             todo |= self.readers_of.get(ref, set())
+        for ref in born_or_gone:
+            todo |= self.linkers_of.get(ref, set())
         enter: dict[str, Obj] = {}
         exit_ids: set[str] = set()
         for ref in todo:
@@ -190,21 +215,29 @@ class PoolCache:
         self.store.apply(enter, exit_ids)
 
     def _shape(self, ref: str) -> Obj | None:
-        for dep in self.reads.pop(ref, ()):
-            readers = self.readers_of.get(dep)
-            if readers is not None:
-                readers.discard(ref)
-                if not readers:
-                    del self.readers_of[dep]
+        old_reads, old_links = self.reads.pop(ref, ((), ()))
+        for deps, index in ((old_reads, self.readers_of), (old_links, self.linkers_of)):
+            for dep in deps:
+                users = index.get(dep)
+                if users is not None:
+                    users.discard(ref)
+                    if not users:
+                        del index[dep]
         rec = self.records.get(ref)
         cls = self.cls_of.get(ref)
         shaper: Shaper | None = SHAPERS.get(cls or "")
         if rec is None or shaper is None:
             return None
         reader = Reader(self)
-        obj = shaper(ref, rec, reader)
-        if reader._reads:
-            self.reads[ref] = reader._reads
+        try:
+            obj = shaper(ref, rec, reader)
+        except Exception:  # one odd record must not stop the pool's cache; it is shaped again when it changes
+            log.exception("cannot shape %s %s", cls, ref)
+            obj = None
+        if reader._reads or reader._links:
+            self.reads[ref] = (reader._reads, reader._links)
             for dep in reader._reads:
                 self.readers_of.setdefault(dep, set()).add(ref)
+            for dep in reader._links:
+                self.linkers_of.setdefault(dep, set()).add(ref)
         return obj

@@ -5,7 +5,7 @@ secrets kept encrypted at rest.
 """
 
 from .db import Database
-from .models import Base, Server
+from .models import Acl, Base, Group, Server, Token, User
 from .secret import SecretBox
 
-__all__ = ["Base", "Database", "SecretBox", "Server"]
+__all__ = ["Acl", "Base", "Database", "Group", "SecretBox", "Server", "Token", "User"]

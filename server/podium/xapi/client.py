@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import ReadOnly, Unreachable, XapiError, XapiFailure
+from .errors import ReadOnly, XapiError, XapiFailure
 from .transport import Endpoint, Transport, ssl_option
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class XapiClient:
         self._http = http
         self._transport: Transport | None = None
         self.session: str | None = None
+        self.closed = False
         self._login_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -93,21 +94,38 @@ class XapiClient:
             self._transport, self.session = await self._login(endpoint or self.master)
             return self.session
 
-    async def locate_master(self, endpoint: Endpoint) -> Endpoint:
-        """Ask one host who the master is (logging in there and out again); the client is unchanged."""
-        transport, session = await self._login(endpoint)
+    async def locate_master(self, endpoint: Endpoint) -> tuple[Endpoint, str]:
+        """Ask one host who the master is, and of which pool (logging in and out); the client is unchanged."""
+        transport, session = await self._login(endpoint, timeout=10)
         try:
-            await transport.call("session.logout", [session], timeout=5)
-        except XapiError:
-            pass
-        return transport.endpoint
+            pools = await transport.call("pool.get_all", [session], timeout=10)
+            uuid = await transport.call("pool.get_uuid", [session, pools[0]], timeout=10)
+        finally:
+            try:
+                await transport.call("session.logout", [session], timeout=5)
+            except XapiError:
+                pass
+        return transport.endpoint, str(uuid)
 
-    async def _login(self, target: Endpoint) -> tuple[Transport, str]:
+    async def logout(self) -> None:
+        """End the session (best effort, briefly); the client logs in again when next used."""
+        if self.session is not None and self._transport is not None:
+            try:
+                await self._transport.call("session.logout", [self.session], timeout=5)
+            except XapiError:
+                pass
+        self.session = None
+
+    async def _login(self, target: Endpoint, timeout: float | None = None) -> tuple[Transport, str]:
+        if self.closed:
+            raise XapiError(f"the connection to {self.endpoint} is closed")
         for _ in range(3):
             transport = self._make_transport(target)
             try:
                 session = await transport.call(
-                    "session.login_with_password", [self.username, self._password, API_VERSION, ORIGINATOR]
+                    "session.login_with_password",
+                    [self.username, self._password, API_VERSION, ORIGINATOR],
+                    timeout=timeout,
                 )
             except XapiFailure as e:
                 if e.xapi_code == "HOST_IS_SLAVE" and e.params:
@@ -153,13 +171,9 @@ class XapiClient:
         return await self._transport.call(method, list(args), timeout)
 
     async def close(self) -> None:
-        """Log out (best effort) and release the HTTP connections."""
-        if self.session is not None and self._transport is not None:
-            try:
-                await self._transport.call("session.logout", [self.session], timeout=5)
-            except (XapiError, Unreachable):
-                pass
-            self.session = None
+        """Log out (best effort) and release the HTTP connections; the client is not used again."""
+        self.closed = True
+        await self.logout()
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None

@@ -22,6 +22,7 @@ from xml.parsers.expat import ExpatError
 import aiohttp
 import orjson
 
+from ..gcpause import bulk
 from .errors import CallTimeout, ProtocolError, TlsError, Unreachable, XapiFailure
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,8 @@ class Transport:
             raise CallTimeout(f"{self.endpoint} did not answer within {timeout:.0f} s") from e
         except (aiohttp.ClientConnectionError, OSError) as e:
             raise Unreachable(f"cannot reach {self.endpoint}: {e}") from e
+        except aiohttp.ClientError as e:  # a reply cut short or malformed HTTP
+            raise ProtocolError(f"{self.endpoint} sent a broken HTTP reply: {e}") from e
 
     async def _json(self, method: str, params: list[Any], timeout: float) -> Any:
         req = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(_ids)}
@@ -190,7 +193,11 @@ class Transport:
                 f"{self.endpoint} answered HTTP {status} ({ctype or 'no content type'}) to {method}"
             )
         try:
-            reply = orjson.loads(body)
+            if len(body) > 1 << 20:
+                with bulk():  # a full read: millions of objects, no collector rescans while parsing
+                    reply = orjson.loads(body)
+            else:
+                reply = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise ProtocolError(f"{self.endpoint} sent malformed JSON for {method}: {e}") from e
         error = reply.get("error") if isinstance(reply, dict) else None
@@ -212,7 +219,7 @@ class Transport:
             raise ProtocolError(f"{self.endpoint} answered HTTP {status} to {method}")
         try:
             (reply,), _ = xmlrpc.client.loads(data, use_builtin_types=False)
-        except (ExpatError, ValueError, xmlrpc.client.Fault) as e:
+        except (ExpatError, ValueError, xmlrpc.client.Error) as e:
             raise ProtocolError(f"{self.endpoint} sent malformed XML-RPC for {method}: {e}") from e
         reply = _from_xml(reply)
         if not isinstance(reply, dict) or "Status" not in reply:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ..errors import PodiumError
 from ..gcpause import bulk
 from .client import XapiClient
-from .errors import AuthenticationFailed, TlsError, Unreachable, XapiFailure
+from .errors import AuthenticationFailed, CallTimeout, TlsError, Unreachable, XapiFailure
 from .transport import Endpoint
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ class PoolWatcher:
                 await self._connect()
                 await self._resync()
                 self._set("connected")
-                self._backoff.reset()
                 await self._follow()
             except asyncio.CancelledError:
                 raise
@@ -109,24 +108,29 @@ class PoolWatcher:
                     log.info("pool %s: %s, reading everything again", self.status.pool_uuid, e.xapi_code)
                     if e.xapi_code == "SESSION_INVALID":
                         self.client.session = None
-                    continue
-                self._fail(e)
+                else:
+                    await self._fail(e)
             except PodiumError as e:  # XAPI's errors, and the sink's refusal of a duplicate pool
-                self._fail(e)
+                await self._fail(e)
+            except Exception as e:  # a bug must not stop the pool's event loop for good
+                log.exception("pool %s: unexpected error in the event loop", self.status.pool_uuid or "?")
+                await self._fail(PodiumError(f"internal error: {type(e).__name__}: {e}"))
+            # Back-to-back resyncs (EVENTS_LOST again and again) are spaced out too.
             await asyncio.sleep(self._backoff.next())
 
-    def _fail(self, e: PodiumError) -> None:
+    async def _fail(self, e: PodiumError) -> None:
         log.warning("pool %s (%s): %s", self.status.pool_uuid or "?", self.client.master, e.message)
         self._set("disconnected", e.message)
-        if not isinstance(e, AuthenticationFailed | TlsError):
-            self.client.session = None
+        if not isinstance(e, AuthenticationFailed | TlsError | Unreachable):
+            await self.client.logout()  # best effort: a live session must not leak on every retry
+        self.client.session = None
 
     async def _connect(self) -> None:
         if self.client.session is not None:
             return
         try:
             await self.client.connect()
-        except Unreachable:
+        except (Unreachable, CallTimeout):
             master = await self._find_master()
             if master is None:
                 raise
@@ -139,22 +143,20 @@ class PoolWatcher:
         candidates = [current.with_host(h) for h in self.known_hosts if h != current.host]
         if not candidates:
             return None
-        answers = await asyncio.gather(*(self._probe(c) for c in candidates), return_exceptions=True)
-        found = [a for a in answers if isinstance(a, Endpoint)]
-        if found:
-            log.info("pool %s: master is now %s", self.status.pool_uuid, found[0])
-            return found[0]
+        answers = await asyncio.gather(
+            *(self.client.locate_master(c) for c in candidates), return_exceptions=True
+        )
+        for answer in answers:
+            # A host ejected from the pool answers as the master of another pool: not ours.
+            if isinstance(answer, tuple) and (
+                not self.status.pool_uuid or answer[1] == self.status.pool_uuid
+            ):
+                log.info("pool %s: master is now %s", self.status.pool_uuid, answer[0])
+                return answer[0]
         return None
-
-    async def _probe(self, endpoint: Endpoint) -> Endpoint:
-        return await self.client.locate_master(endpoint)  # follows HOST_IS_SLAVE to the master it names
 
     async def _resync(self) -> None:
         self._set("connecting" if self.status.state != "connected" else "connected")
-        with bulk():
-            await self._read_everything()
-
-    async def _read_everything(self) -> None:
         pools = await self.client.call("pool.get_all")
         self.pool_ref = pools[0]
         self.token = await self.client.call("event.inject", "pool", self.pool_ref)
@@ -175,12 +177,14 @@ class PoolWatcher:
         self.known_hosts = sorted(
             {h["address"] for h in records.get("host", {}).values() if h.get("address")}
         )
-        self.sink.full(records)
+        with bulk():  # synchronous: the collector is paused while everything is shaped, no longer
+            self.sink.full(records)
 
     async def _follow(self) -> None:
         subscribed = [c.lower() for c in self.classes]
         while True:
             batch = await self.client.call_event_from(subscribed, self.token, EVENT_TIMEOUT)
+            self._backoff.reset()  # following events again: the next fault starts from a short delay
             self.token = batch["token"]
             if batch["events"]:
                 hosts = [e for e in batch["events"] if e["class"] == "host" and e.get("snapshot")]

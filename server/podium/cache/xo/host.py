@@ -49,8 +49,8 @@ def shape_pool(ref: str, rec: Record, reader: Reader) -> Obj:
     put(obj, "suspendSr", link(reader, rec.get("suspend_image_SR", NULL)))
     obj["zstdSupported"] = restrictions.get("restrict_zstd_export") == "false"
     obj["vtpmSupported"] = restrictions.get("restrict_vtpm") == "false"
-    master = reader.get(rec.get("master", NULL))
-    put(obj, "platform_version", ((master or {}).get("software_version") or {}).get("platform_version"))
+    software = (reader.get(rec.get("master", NULL)) or {}).get("software_version")
+    put(obj, "platform_version", software.get("platform_version") if isinstance(software, dict) else None)
     return finish(obj, ref, rec, reader, "pool")
 
 

@@ -189,7 +189,8 @@ def shape_vm(ref: str, rec: Record, reader: Reader) -> Obj:
         else num(rec.get("VCPUs_at_startup"))
     )
     obj["CPUs"] = {"max": num(rec.get("VCPUs_max")), "number": number}
-    put(obj, "creation", (_json_other(other, "xo:" + str(rec.get("uuid", ""))[:8]) or {}).get("creation"))
+    xo_data = _json_other(other, "xo:" + str(rec.get("uuid", ""))[:8])
+    put(obj, "creation", xo_data.get("creation") if isinstance(xo_data, dict) else None)
     ops = {}
     for task_ref, op in (rec.get("current_operations") or {}).items():
         task = reader.get(task_ref)

@@ -1,0 +1,72 @@
+"""What a method sees: the server's services and the connection's signed-in user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..auth import Tokens, Users
+from ..cache import ObjectStore
+from ..config import Settings
+from ..servers import ServerManager
+from ..store import Database, SecretBox, User
+from .errors import NoSuchObject, Unauthorized
+
+_LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
+
+
+@dataclass
+class Services:
+    """The server's long-lived parts, built once at start."""
+
+    settings: Settings
+    db: Database
+    secrets: SecretBox
+    objects: ObjectStore
+    servers: ServerManager
+    users: Users
+    tokens: Tokens
+    version: str
+
+
+@dataclass
+class Context:
+    """One API connection (or one REST request)."""
+
+    services: Services
+    remote: str = ""
+    user: User | None = None
+    on_sign_in: list[Callable[[Context], None]] = field(default_factory=list)
+    on_sign_out: list[Callable[[Context], None]] = field(default_factory=list)
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the signed-in user is an admin."""
+        return self.user is not None and self.user.permission == "admin"
+
+    def require(self, permission: str) -> None:
+        """Unauthorized unless the user is signed in with at least this permission."""
+        if permission == "none":
+            return
+        if self.user is None:
+            raise Unauthorized()
+        if permission != "signed-in" and _LEVELS.get(self.user.permission, 0) < _LEVELS[permission]:
+            raise Unauthorized(permission)
+
+    def can_see(self, obj: dict[str, Any]) -> bool:
+        """Whether the user may see an object (admins see everything; ACLs decide for others)."""
+        return self.is_admin
+
+    def can(self, obj: dict[str, Any], action: str) -> bool:
+        """Whether the user may act on an object (view, operate, administrate)."""
+        return self.is_admin
+
+    def object(self, id_: str, types: tuple[str, ...] = (), action: str = "view") -> dict[str, Any]:
+        """An object the user may act on; an invisible one is reported as missing, not as forbidden."""
+        obj = self.services.objects.get(id_)
+        if obj is None or (types and obj["type"] not in types) or not self.can_see(obj):
+            raise NoSuchObject(id_, types[0] if len(types) == 1 else None)
+        if not self.can(obj, action):
+            raise Unauthorized(action, id_, obj["type"])
+        return obj

@@ -1,0 +1,93 @@
+"""Errors as Xen Orchestra's API reports them: ``{code, message, data}`` (xo-common's api-errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import PodiumError
+from ..xapi import XapiFailure
+
+
+class ApiError(PodiumError):
+    """An error with XO's code and data."""
+
+    code = 11
+    status = 500
+
+    @classmethod
+    def wrap(cls, e: PodiumError) -> ApiError:
+        """Any of Podium's errors as an API error, keeping its code, status, message and data."""
+        err = cls(e.message, e.data)
+        err.code, err.status = e.code, e.status
+        return err
+
+
+class NotImplementedYet(ApiError):
+    """XO's notImplemented."""
+
+    code = 0
+
+
+class NoSuchObject(ApiError):
+    """XO's noSuchObject: no object of that id (or not one the user may see)."""
+
+    code = 1
+    status = 404
+
+    def __init__(self, id_: str, type_: str | None = None) -> None:
+        super().__init__("no such object", {"id": id_, "type": type_})
+
+
+class Unauthorized(ApiError):
+    """XO's unauthorized: not signed in, or not enough permissions."""
+
+    code = 2
+    status = 403
+
+    def __init__(
+        self, permission: str | None = None, object_id: str | None = None, object_type: str | None = None
+    ):
+        data = (
+            {"permission": permission, "objectId": object_id, "objectType": object_type}
+            if permission
+            else None
+        )
+        super().__init__("not enough permissions" if permission else "not authenticated", data)
+
+
+class InvalidParameters(ApiError):
+    """XO's invalidParameters: names each parameter that is wrong and why."""
+
+    code = 10
+    status = 400
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        detail = "; ".join(f"{e['property']}: {e['message']}" for e in errors)
+        super().__init__(f"invalid parameters: {detail}", {"errors": errors})
+
+
+class VmBadPowerState(ApiError):
+    """XO's vmBadPowerState."""
+
+    code = 13
+    status = 409
+
+
+class OperationFailed(ApiError):
+    """XO's operationFailed: the pool refused; data carries XAPI's code and parameters."""
+
+    code = 21
+
+
+_XAPI_ERRORS: dict[str, type[ApiError]] = {"VM_BAD_POWER_STATE": VmBadPowerState}
+
+
+def from_xapi(e: XapiFailure) -> ApiError:
+    """A XAPI failure as the API reports it, keeping XAPI's own code and parameters in ``data``."""
+    cls = _XAPI_ERRORS.get(e.xapi_code, OperationFailed)
+    if cls is VmBadPowerState and len(e.params) >= 3:
+        return VmBadPowerState(
+            f"the VM is {e.params[2]}, this needs it {e.params[1]}",
+            {"objectId": e.params[0], "expected": e.params[1], "actual": e.params[2], "code": e.xapi_code},
+        )
+    return cls(f"{e.xapi_code}({', '.join(e.params)})", {"code": e.xapi_code, "params": e.params})

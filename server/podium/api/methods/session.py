@@ -1,0 +1,72 @@
+"""session.*: sign in with a password or a token, who am I, sign out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...auth import InvalidCredentials
+from ...auth.users import public
+from ..context import Context
+from ..registry import api
+
+
+async def _signed_in(ctx: Context, user_id: str) -> dict[str, Any]:
+    user = await ctx.services.users.get(user_id)
+    if user is None:
+        raise InvalidCredentials()
+    ctx.user = user
+    for fn in ctx.on_sign_in:
+        fn(ctx)
+    return public(user)
+
+
+@api(
+    "session.signIn",
+    permission="none",
+    params={
+        "email": {"type": "string", "optional": True},
+        "username": {"type": "string", "optional": True},
+        "password": {"type": "string", "optional": True},
+        "token": {"type": "string", "optional": True},
+    },
+    secret=("password", "token"),
+)
+async def sign_in(ctx: Context, email: str | None = None, username: str | None = None,
+                  password: str | None = None, token: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Sign in with an e-mail (or user name) and password, or with a token; returns the user."""
+    if token is not None:
+        return await _signed_in(ctx, await ctx.services.tokens.check(token))
+    login = email if email is not None else username
+    if login is None or password is None:
+        raise InvalidCredentials("give email (or username) and password, or a token")
+    user = await ctx.services.users.authenticate(login, password)
+    return await _signed_in(ctx, user.id)
+
+
+@api("session.signInWithPassword", permission="none",
+     params={"email": {"type": "string"}, "password": {"type": "string"}})  # fmt: skip
+async def sign_in_with_password(ctx: Context, email: str, password: str) -> dict[str, Any]:
+    """Sign in with an e-mail and password (older spelling)."""
+    return await sign_in(ctx, email=email, password=password)
+
+
+@api("session.signInWithToken", permission="none", params={"token": {"type": "string"}}, secret=("token",))
+async def sign_in_with_token(ctx: Context, token: str) -> dict[str, Any]:
+    """Sign in with a token (older spelling)."""
+    return await sign_in(ctx, token=token)
+
+
+@api("session.getUser", params={})
+async def get_user(ctx: Context) -> dict[str, Any]:
+    """The signed-in user."""
+    assert ctx.user is not None
+    return public(ctx.user)
+
+
+@api("session.signOut", params={})
+async def sign_out(ctx: Context) -> bool:
+    """Forget the signed-in user on this connection."""
+    ctx.user = None
+    for fn in ctx.on_sign_out:
+        fn(ctx)
+    return True

@@ -1,0 +1,42 @@
+"""system.*: what the API offers and which server answers (no sign-in needed)."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from ..context import Context
+from ..errors import NoSuchObject
+from ..registry import METHODS, api
+
+
+@api("system.getMethodsInfo", permission="none", params={})
+async def get_methods_info(ctx: Context) -> dict[str, Any]:
+    """Every method with its description, parameters and permission."""
+    return {name: m.info() for name, m in sorted(METHODS.items())}
+
+
+@api("system.listMethods", permission="none", params={"pattern": {"type": "string", "optional": True}})
+async def list_methods(ctx: Context, pattern: str | None = None) -> list[str]:
+    """The names of the methods (matching a glob pattern, when given)."""
+    return sorted(n for n in METHODS if pattern is None or fnmatch.fnmatchcase(n, pattern))
+
+
+@api("system.methodSignature", permission="none", params={"method": {"type": "string"}})
+async def method_signature(ctx: Context, method: str) -> dict[str, Any]:
+    """One method's description and parameters."""
+    if method not in METHODS:
+        raise NoSuchObject(method, "method")
+    return {method: METHODS[method].info()}
+
+
+@api("system.getServerVersion", permission="none", params={})
+async def get_server_version(ctx: Context) -> str:
+    """Podium's version."""
+    return ctx.services.version
+
+
+@api("system.getVersion", permission="none", params={})
+async def get_version(ctx: Context) -> str:
+    """The API's version (Xen Orchestra's API is at major version 4)."""
+    return "4.0.0"

@@ -1,0 +1,67 @@
+"""The Podium server: one aiohttp application, its parts started and stopped with it.
+
+Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import __version__
+from .api import methods as _methods  # noqa: F401  (registers the API's methods)
+from .api.context import Services
+from .api.ws import websocket
+from .auth import Tokens, Users
+from .cache import ObjectStore
+from .config import Settings
+from .servers import ServerManager
+from .store import Database, SecretBox
+
+log = logging.getLogger(__name__)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness for monitors: the server answers, and how its pools are."""
+    services: Services = request.app["services"]
+    servers = [c.status.state for c in services.servers.connections.values()]
+    return web.json_response(
+        {
+            "status": "ok",
+            "version": services.version,
+            "pools": {"connected": servers.count("connected"), "total": len(servers)},
+        }
+    )
+
+
+def make_app(settings: Settings) -> web.Application:
+    """The application; its parts start with it and stop with it."""
+    app = web.Application(client_max_size=16 << 20)
+    app["settings"] = settings
+    app.cleanup_ctx.append(_services)
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/api/", websocket)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app["settings"]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+    db = Database(settings.db_url)
+    await db.create()
+    secrets = SecretBox(settings.data_dir / "secret.key")
+    objects = ObjectStore()
+    servers = ServerManager(db, secrets, objects)
+    users = Users(db)
+    await users.ensure_admin(settings.data_dir, settings.admin_email, settings.admin_password)
+    app["services"] = Services(
+        settings, db, secrets, objects, servers, users, Tokens(db, secrets), __version__
+    )
+    await servers.start()
+    log.info("Podium %s serving on %s:%d", __version__, settings.host, settings.port)
+    yield
+    await servers.close()
+    await db.close()

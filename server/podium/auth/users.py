@@ -1,0 +1,142 @@
+"""Users: argon2-hashed passwords, permissions, the first admin, and sign-in throttled per user."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+
+from ..errors import PodiumError
+from ..store import Database, User
+from .errors import InvalidCredentials
+
+log = logging.getLogger(__name__)
+
+PERMISSIONS = ("none", "read", "write", "admin")
+THROTTLE_SECONDS = 2.0  # one sign-in attempt per user every 2 s, as Xen Orchestra
+
+
+class UserError(PodiumError):
+    """A user cannot be created or changed as asked."""
+
+    code = 10
+    status = 400
+
+
+def public(user: User) -> dict[str, Any]:
+    """A user as the API shows it: never the password hash."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "permission": user.permission,
+        "preferences": user.preferences or {},
+        "groups": [],
+    }
+
+
+class Users:
+    """The users table, and sign-in by password."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.hasher = PasswordHasher()
+        self._last_attempt: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def create(self, email: str, password: str, permission: str = "none") -> User:
+        """A new user (e-mail unique, password hashed with argon2)."""
+        email = email.strip()
+        if not email:
+            raise UserError("email: must not be empty")
+        if permission not in PERMISSIONS:
+            raise UserError(f"permission: one of {', '.join(PERMISSIONS)}")
+        async with self.db.session() as s, s.begin():
+            exists = await s.scalar(select(User).where(func.lower(User.email) == email.lower()))
+            if exists is not None:
+                raise UserError(f"email: a user {email} already exists")
+            user = User(
+                email=email,
+                password_hash=await self._hash(password) if password else "",
+                permission=permission,
+            )
+            s.add(user)
+        return user
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.to_thread(self.hasher.hash, password)  # argon2 is slow by design: off the loop
+
+    async def get(self, user_id: str) -> User | None:
+        """The user of this id."""
+        async with self.db.session() as s:
+            return await s.get(User, user_id)
+
+    async def by_email(self, email: str) -> User | None:
+        """The user of this e-mail (case-insensitive)."""
+        async with self.db.session() as s:
+            return await s.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+    async def count(self) -> int:
+        """How many users exist."""
+        async with self.db.session() as s:
+            return int(await s.scalar(select(func.count()).select_from(User)) or 0)
+
+    async def authenticate(self, email: str, password: str) -> User:
+        """The user, if the password is theirs; at most one attempt per user every 2 s."""
+        key = email.strip().lower()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # attempts for one user are serialised and spaced out
+            wait = self._last_attempt.get(key, 0.0) + THROTTLE_SECONDS - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_attempt[key] = time.monotonic()
+            user = await self.by_email(email)
+            if user is None or not user.password_hash:
+                await asyncio.to_thread(self._burn, password)  # same cost as a real check: no user probing
+                raise InvalidCredentials()
+            try:
+                await asyncio.to_thread(self.hasher.verify, user.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                raise InvalidCredentials() from None
+            if self.hasher.check_needs_rehash(user.password_hash):
+                await self.set_password(user.id, password)
+            return user
+
+    def _burn(self, password: str) -> None:
+        self.hasher.hash(password)
+
+    async def set_password(self, user_id: str, password: str) -> None:
+        """Replace a user's password."""
+        digest = await self._hash(password)
+        async with self.db.session() as s, s.begin():
+            user = await s.get(User, user_id)
+            if user is not None:
+                user.password_hash = digest
+
+    async def ensure_admin(self, data_dir: Path, email: str, password: str) -> None:
+        """On the first start, create the admin: the given one, or one with a random password."""
+        if await self.count():
+            return
+        email = email or "admin@podium.local"
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(15)
+        await self.create(email, password, "admin")
+        if generated:
+            path = data_dir / "initial-admin-password"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{email}\n{password}\n")
+            # Shown once, so that the person who started the server can sign in; never logged again.
+            log.warning(
+                "created the admin %s with password %s (also in %s, mode 0600)", email, password, path
+            )
+        else:
+            log.info("created the admin %s", email)

@@ -1,0 +1,146 @@
+"""Podium's API over its WebSocket: sign-in, errors, servers, objects and notifications; xo-lib unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ApiError, start_server
+from ..simproc import Sim
+
+pytestmark = pytest.mark.integration
+
+XO_LIB_PROBE = Path(__file__).resolve().parent.parent / "node" / "xo_lib_probe.mjs"
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = start_server(tmp_path / "data")
+    yield srv
+    assert srv.stop() == 0
+
+
+async def connected(api: Api, sim: Sim) -> str:
+    server_id = await api.call(
+        "server.add", {"host": sim.master().url, "username": sim.user, "password": sim.password}
+    )
+    for _ in range(300):
+        (info,) = [s for s in await api.call("server.getAll") if s["id"] == server_id]
+        if info["status"] == "connected":
+            return str(server_id)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server never connected: {info}")
+
+
+async def test_api_health_and_first_admin_with_a_random_password(tmp_path):
+    srv = start_server(tmp_path / "d", admin=False)
+    try:
+        secret = (tmp_path / "d" / "initial-admin-password").read_text().split()
+        assert stat.S_IMODE((tmp_path / "d" / "initial-admin-password").stat().st_mode) == 0o600
+        assert secret[0] == "admin@podium.local" and len(secret[1]) >= 16 and secret[1] in srv.log()
+        async with Api(srv.url) as api:
+            user = await api.sign_in(secret[0], secret[1])
+            assert user["permission"] == "admin" and "password" not in json.dumps(user)
+    finally:
+        srv.stop()
+    assert srv.log().count(secret[1]) == 1  # printed once, never again
+
+
+async def test_api_sign_in_errors_and_permissions(server):
+    async with Api(server.url) as api:
+        assert await api.call("system.getServerVersion")
+        assert "session.signIn" in await api.call("system.listMethods")
+        with pytest.raises(ApiError) as e:
+            await api.call("xo.getAllObjects")
+        assert e.value.code == 2  # not signed in
+        begin = time.monotonic()
+        for _ in range(2):
+            with pytest.raises(ApiError) as e:
+                await api.sign_in(ADMIN_EMAIL, "wrong")
+            assert e.value.code == 3
+        assert time.monotonic() - begin >= 2.0  # one attempt per user every 2 s
+        user = await api.sign_in()
+        assert user["email"] == ADMIN_EMAIL and await api.call("session.getUser") == user
+        with pytest.raises(ApiError) as e:
+            await api.call("server.add", {"host": 5, "username": "root", "passwd": "x"})
+        assert e.value.code == 10
+        props = {err["property"]: err["code"] for err in e.value.data["errors"]}
+        assert props == {"host": "type", "password": "required", "passwd": "unknown"}
+        with pytest.raises(ApiError) as e:
+            await api.call("vm.start", {"id": "nope"})
+        assert e.value.code == 1 and e.value.data == {"id": "nope", "type": "VM"}
+        with pytest.raises(ApiError) as e:
+            await api.call("no.suchMethod")
+        await api.call("session.signOut")
+        with pytest.raises(ApiError):
+            await api.call("server.getAll")
+    log = server.log()
+    assert "wrong" not in log and ADMIN_PASSWORD not in log and "obfuscated" in log
+
+
+async def test_api_servers_objects_and_notifications(server, sim):
+    async with Api(server.url) as api:
+        await api.sign_in()
+        server_id = await connected(api, sim)
+        vms = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
+        assert len(vms) == 4 and all(v["type"] == "VM" for v in vms.values())
+        assert len(await api.call("xo.getAllObjects", {"limit": 3})) == 3
+        vm = next(v for v in vms.values() if v["name_label"] == "23shared")
+        with pytest.raises(ApiError) as e:
+            await api.call("vm.start", {"id": vm["id"]})
+        assert e.value.code == 13 and e.value.data["actual"] == "running"
+        while not api.notifications.empty():
+            api.notifications.get_nowait()
+        await api.call("vm.stop", {"id": vm["id"], "force": True})
+        while True:
+            note = await asyncio.wait_for(api.notifications.get(), 10)
+            item = note["params"]["items"].get(vm["id"])
+            if (
+                note["method"] == "all"
+                and note["params"]["type"] == "enter"
+                and item
+                and item["power_state"] == "Halted"
+            ):
+                break
+        servers = await api.call("server.getAll")
+        assert servers[0]["status"] == "connected" and "password" not in servers[0]
+        await api.call("server.remove", {"id": server_id})
+        exits = set()
+        while len(exits) < 4:
+            note = await asyncio.wait_for(api.notifications.get(), 10)
+            if note["params"]["type"] == "exit":
+                exits |= set(note["params"]["items"])
+        assert set(vms) <= exits and await api.call("xo.getAllObjects") == {}
+    assert sim.password not in server.log()
+
+
+async def test_api_works_with_xo_lib_unchanged(server, sim):
+    async with Api(server.url) as api:
+        await api.sign_in()
+        await connected(api, sim)
+        vms = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
+        vm = next(v for v in vms.values() if v["name_label"] == "16local")
+        await api.call("vm.stop", {"id": vm["id"], "force": True})
+    node = shutil.which("node")
+    assert node and (XO_LIB_PROBE.parent / "node_modules" / "xo-lib").is_dir(), "make setup installs xo-lib"
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [node, str(XO_LIB_PROBE), server.url, ADMIN_EMAIL, ADMIN_PASSWORD, vm["id"]],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, (lines[-1:], proc.stderr[-1500:])
+    events = {line["event"]: line for line in lines}
+    assert events["signed_in"]["user"]["email"] == ADMIN_EMAIL
+    assert events["methods"]["has"] == ["vm.start", "session.signIn"]
+    assert len(events["objects"]["vms"]) == 4
+    assert events["bad_call"]["code"] == 1
+    assert events["started"]["result"] is True
+    assert events["notified"] == {"event": "notified", "id": vm["id"], "power_state": "Running"}

@@ -1,0 +1,131 @@
+"""Run the real Podium server process for tests, and talk to its API over WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ADMIN_EMAIL = "admin@podium.test"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running podium-server."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None, admin: bool = True) -> Server:
+    port = free_port()
+    environ = {**os.environ, "PODIUM_LISTEN": f"127.0.0.1:{port}", "PODIUM_DATA_DIR": str(data_dir)}
+    if admin:
+        environ |= {"PODIUM_ADMIN_EMAIL": ADMIN_EMAIL, "PODIUM_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    environ |= env or {}
+    fd, log_name = tempfile.mkstemp(prefix="podium-", suffix=".log")
+    with os.fdopen(fd, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "podium"], stdout=log_file, stderr=log_file, env=environ
+        )
+    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, Path(log_name))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"podium-server exited with {proc.returncode}: {server.log()}")
+        try:
+            with urllib.request.urlopen(server.url + "/api/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"podium-server did not answer: {server.log()}")
+
+
+class ApiError(Exception):
+    """An error answered by the API."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.code = error.get("code")
+        self.data = error.get("data")
+
+
+class Api:
+    """A JSON-RPC WebSocket client of Podium's API (the protocol xo-lib speaks)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ids = itertools.count(1)
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.notifications: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def __aenter__(self) -> Api:
+        self.http = aiohttp.ClientSession()
+        self.ws = await self.http.ws_connect(self.url.replace("http", "ws", 1) + "/api/")
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reader.cancel()
+        await self.ws.close()
+        await self.http.close()
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data and data["id"] in self.pending:
+                self.pending.pop(data["id"]).set_result(data)
+            elif "method" in data:
+                await self.notifications.put(data)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        req_id = next(self.ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending[req_id] = fut
+        await self.ws.send_str(
+            json.dumps({"jsonrpc": "2.0", "id": req_id, "method": method, "params": params or {}})
+        )
+        reply = await asyncio.wait_for(fut, 30)
+        if "error" in reply:
+            raise ApiError(reply["error"])
+        return reply["result"]
+
+    async def sign_in(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> dict[str, Any]:
+        return await self.call("session.signIn", {"email": email, "password": password})  # type: ignore[no-any-return]
