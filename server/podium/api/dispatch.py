@@ -9,9 +9,9 @@ from typing import Any
 from ..errors import PodiumError
 from ..xapi import XapiError, XapiFailure
 from .context import Context
-from .errors import ApiError, InvalidParameters, from_xapi
+from .errors import ApiError, MethodNotFound, from_xapi
 from .params import validate
-from .registry import METHODS
+from .registry import METHODS, NULL
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("podium.audit")
@@ -29,6 +29,31 @@ def redact(params: Any, secret: frozenset[str]) -> Any:
     return params
 
 
+class Unknown(ApiError):
+    """An unexpected error: its details only for admins, as xo-server does."""
+
+    code = -32000
+
+    def __init__(self, detail: str | None) -> None:
+        super().__init__(detail or "unknown error from the peer")
+
+
+def _alias_id(name: str, schema: Any, params: Any) -> Any:
+    """``vm.start {vm: X}`` means ``{id: X}``, as xo-server allows."""
+    namespace = name.split(".", 1)[0]
+    if (
+        isinstance(params, dict)
+        and schema is not None
+        and "id" in schema
+        and namespace not in schema
+        and params.get("id") is None
+        and isinstance(params.get(namespace), str)
+    ):
+        params = dict(params)
+        params["id"] = params.pop(namespace)
+    return params
+
+
 async def call(ctx: Context, name: str, params: Any) -> Any:
     """Run one method for a connection; returns its result or raises an :class:`ApiError`."""
     begin = time.monotonic()
@@ -36,13 +61,15 @@ async def call(ctx: Context, name: str, params: Any) -> Any:
     outcome = "ok"
     try:
         if method is None:
-            raise ApiError(f"no such method {name}", {"method": name})
+            raise MethodNotFound(name)
         ctx.require(method.permission)
+        params = _alias_id(name, method.params, params)
         values = validate(method.params, params)
         for r in method.resolve:
             if values.get(r.param) is not None:
                 values[r.param] = ctx.object(values[r.param], r.types, r.action)
-        return await method.fn(ctx, **values)
+        result = await method.fn(ctx, **values)
+        return True if result is None else (None if result is NULL else result)
     except XapiFailure as e:
         outcome = e.xapi_code
         raise from_xapi(e) from e
@@ -55,16 +82,10 @@ async def call(ctx: Context, name: str, params: Any) -> Any:
     except PodiumError as e:
         outcome = type(e).__name__
         raise ApiError.wrap(e) from e
-    except TypeError as e:
-        outcome = "TypeError"
-        if method is not None and "argument" in str(e):
-            raise InvalidParameters([{"code": "type", "property": "params", "message": str(e)}]) from e
-        log.exception("%s failed", name)
-        raise ApiError("internal error: see the server log") from e
     except Exception as e:
         outcome = "internal error"
         log.exception("%s failed", name)
-        raise ApiError("internal error: see the server log") from e
+        raise Unknown(str(e) if ctx.is_admin else None) from e
     finally:
         if method is None or method.permission != "none" or name.startswith("session."):
             audit.info(

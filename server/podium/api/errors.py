@@ -35,7 +35,8 @@ class NoSuchObject(ApiError):
     status = 404
 
     def __init__(self, id_: str, type_: str | None = None) -> None:
-        super().__init__("no such object", {"id": id_, "type": type_})
+        data = {"id": id_} if type_ is None else {"id": id_, "type": type_}
+        super().__init__(f"no such {type_ or 'object'} {id_}", data)
 
 
 class Unauthorized(ApiError):
@@ -46,13 +47,24 @@ class Unauthorized(ApiError):
 
     def __init__(
         self, permission: str | None = None, object_id: str | None = None, object_type: str | None = None
-    ):
-        data = (
-            {"permission": permission, "objectId": object_id, "objectType": object_type}
-            if permission
-            else None
+    ) -> None:
+        obj = {k: v for k, v in (("id", object_id), ("type", object_type)) if v is not None}
+        data: dict[str, Any] = {"object": obj}
+        if permission is not None:
+            data["permission"] = permission
+        super().__init__(
+            "not enough permissions" if permission else "not enough permissions: sign in first", data
         )
-        super().__init__("not enough permissions" if permission else "not authenticated", data)
+
+
+class MethodNotFound(ApiError):
+    """JSON-RPC's method not found, naming the method."""
+
+    code = -32601
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"method not found: {name}", name)
 
 
 class InvalidParameters(ApiError):
@@ -62,7 +74,7 @@ class InvalidParameters(ApiError):
     status = 400
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        detail = "; ".join(f"{e['property']}: {e['message']}" for e in errors)
+        detail = "; ".join(f"{e['instancePath'] or 'params'} {e['message']}" for e in errors)
         super().__init__(f"invalid parameters: {detail}", {"errors": errors})
 
 
@@ -87,7 +99,7 @@ def from_xapi(e: XapiFailure) -> ApiError:
     cls = _XAPI_ERRORS.get(e.xapi_code, OperationFailed)
     if cls is VmBadPowerState and len(e.params) >= 3:
         return VmBadPowerState(
-            f"the VM is {e.params[2]}, this needs it {e.params[1]}",
-            {"objectId": e.params[0], "expected": e.params[1], "actual": e.params[2], "code": e.xapi_code},
+            f"VM state is {e.params[2]} but should be {e.params[1]}",
+            {"objectId": e.params[0], "expected": e.params[1], "actual": e.params[2]},
         )
     return cls(f"{e.xapi_code}({', '.join(e.params)})", {"code": e.xapi_code, "params": e.params})

@@ -1,9 +1,11 @@
 """Parameter schemas in Xen Orchestra's flavour, and their validation.
 
 A schema maps each parameter to ``{type, optional, default, description, items, properties, enum}``;
-a parameter is required unless ``optional`` or it has a ``default``. Types: string, boolean, integer,
-number, object, array, or ``*`` for anything; a list of types accepts any of them. Every problem is
-reported at once, each naming its parameter.
+a parameter is required unless ``optional`` or it has a ``default``; a parameter named ``*`` is the
+schema of any other one (otherwise unknown parameters are refused). Types: string, boolean, integer,
+number, object, array, or ``*`` for anything; a list of types accepts any of them. Strings must not be
+empty unless a ``minLength``, ``format`` or ``pattern`` says otherwise. Every problem is reported at
+once, as Ajv reports it to Xen Orchestra (``instancePath``, ``keyword``, ``params``, ``message``).
 """
 
 from __future__ import annotations
@@ -27,36 +29,49 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _problems(name: str, spec: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+def _error(path: str, keyword: str, params: dict[str, Any], message: str) -> dict[str, Any]:
+    # Ajv's error objects, as xo-server reports them (xo-cli prints instancePath).
+    return {
+        "instancePath": path,
+        "schemaPath": f"#/{keyword}",
+        "keyword": keyword,
+        "params": params,
+        "message": message,
+    }
+
+
+def _problems(path: str, spec: dict[str, Any], value: Any) -> list[dict[str, Any]]:
     types = spec.get("type", "*")
     types = types if isinstance(types, list) else [types]
     if not any(_CHECKS.get(t, _CHECKS["*"])(value) for t in types):
         return [
-            {"code": "type", "property": name, "message": f"must be {' or '.join(types)}, got {_kind(value)}"}
+            _error(
+                path, "type", {"type": ",".join(types)}, f"must be {' or '.join(types)}, got {_kind(value)}"
+            )
         ]
     out = []
     if "enum" in spec and value not in spec["enum"]:
         out.append(
-            {
-                "code": "enum",
-                "property": name,
-                "message": f"must be one of {', '.join(map(str, spec['enum']))}",
-            }
+            _error(
+                path, "enum", {"allowedValues": spec["enum"]}, "must be equal to one of the allowed values"
+            )
         )
+    if isinstance(value, str) and "enum" not in spec:
+        limit = spec.get("minLength", 0 if ("format" in spec or "pattern" in spec) else 1)
+        if len(value) < limit:
+            out.append(
+                _error(path, "minLength", {"limit": limit}, f"must NOT have fewer than {limit} characters")
+            )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in spec and value < spec["minimum"]:
-            out.append(
-                {"code": "minimum", "property": name, "message": f"must be at least {spec['minimum']}"}
-            )
+            out.append(_error(path, "minimum", {"limit": spec["minimum"]}, f"must be >= {spec['minimum']}"))
         if "maximum" in spec and value > spec["maximum"]:
-            out.append({"code": "maximum", "property": name, "message": f"must be at most {spec['maximum']}"})
+            out.append(_error(path, "maximum", {"limit": spec["maximum"]}, f"must be <= {spec['maximum']}"))
     if isinstance(value, list) and "items" in spec:
         for i, item in enumerate(value):
-            out += _problems(f"{name}[{i}]", spec["items"], item)
+            out += _problems(f"{path}/{i}", spec["items"], item)
     if isinstance(value, dict) and "properties" in spec:
-        out += _check_object(
-            value, spec["properties"], prefix=f"{name}.", closed=spec.get("additionalProperties") is False
-        )
+        out += _check_object(value, spec["properties"], path)
     return out
 
 
@@ -73,24 +88,30 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _check_object(
-    values: dict[str, Any], schema: Schema, prefix: str = "", closed: bool = True
-) -> list[dict[str, Any]]:
+def _check_object(values: dict[str, Any], schema: Schema, path: str = "") -> list[dict[str, Any]]:
     problems = []
+    wildcard = schema.get("*")
     for name, spec in schema.items():
+        if name == "*":
+            continue
         if name in values:
-            problems += _problems(prefix + name, spec, values[name])
+            problems += _problems(f"{path}/{name}", spec, values[name])
         elif not spec.get("optional") and "default" not in spec:
-            problems.append({"code": "required", "property": prefix + name, "message": "is required"})
-    if closed:
-        for name in values:
-            if name not in schema:
+            problems.append(
+                _error(path, "required", {"missingProperty": name}, f"must have required property '{name}'")
+            )
+    for name in values:
+        if name not in schema:
+            if wildcard is not None:
+                problems += _problems(f"{path}/{name}", wildcard, values[name])
+            else:
                 problems.append(
-                    {
-                        "code": "unknown",
-                        "property": prefix + name,
-                        "message": "is not a parameter of this method",
-                    }
+                    _error(
+                        path,
+                        "additionalProperties",
+                        {"additionalProperty": name},
+                        f"must NOT have additional property '{name}'",
+                    )
                 )
     return problems
 

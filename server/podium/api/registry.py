@@ -36,16 +36,25 @@ class Method:
     secret_params: frozenset[str] = frozenset()
 
     def info(self) -> dict[str, Any]:
-        """How system.getMethodsInfo describes it."""
-        out: dict[str, Any] = {"description": self.description}
-        if self.params is not None:
-            out["params"] = self.params
-        if self.permission not in ("none", "signed-in"):
+        """How system.getMethodsInfo describes it: permission null when public, absent for any user."""
+        out: dict[str, Any] = {"description": self.description, "params": self.params or {}}
+        if self.permission == "none":
+            out["permission"] = None
+        elif self.permission != "signed-in":
             out["permission"] = self.permission
         return out
 
 
 METHODS: dict[str, Method] = {}
+
+
+class _JsonNull:
+    """Returned by a method whose answer is JSON ``null`` (``None`` means "nothing": ``true``, as XO)."""
+
+    __slots__ = ()
+
+
+NULL: Any = _JsonNull()
 
 
 def api(

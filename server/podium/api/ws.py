@@ -54,7 +54,8 @@ class Connection:
         if enter:
             self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "enter", "items": enter}})
         if exit_:
-            self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "exit", "items": exit_}})
+            items = dict.fromkeys(exit_, 0)  # xo-server sends 0 for each object that left
+            self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "exit", "items": items}})
 
     def signed_in(self, ctx: Context) -> None:
         """Start the ``all`` notifications once a user is known."""
@@ -79,10 +80,16 @@ class Connection:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
+            self.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "invalid JSON"}})
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
-            self.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request"}})
+            self.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {"code": -32600, "message": "invalid JSON-RPC request"},
+                }
+            )
             return
         req_id = msg.get("id")
         try:

@@ -21,7 +21,7 @@ from .errors import InvalidCredentials
 log = logging.getLogger(__name__)
 
 PERMISSIONS = ("none", "read", "write", "admin")
-THROTTLE_SECONDS = 2.0  # one sign-in attempt per user every 2 s, as Xen Orchestra
+THROTTLE_SECONDS = 2.0  # after a failed sign-in, the user's attempts wait 2 s, as Xen Orchestra
 
 
 class UserError(PodiumError):
@@ -48,8 +48,7 @@ class Users:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.hasher = PasswordHasher()
-        self._last_attempt: dict[str, float] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_attempt: dict[str, float] = {}  # user -> time of the last failed sign-in
 
     async def create(self, email: str, password: str, permission: str = "none") -> User:
         """A new user (e-mail unique, password hashed with argon2)."""
@@ -89,25 +88,33 @@ class Users:
             return int(await s.scalar(select(func.count()).select_from(User)) or 0)
 
     async def authenticate(self, email: str, password: str) -> User:
-        """The user, if the password is theirs; at most one attempt per user every 2 s."""
+        """The user, if the password is theirs. After a failure, the user's next attempts within 2 s are
+        refused at once (even a right password), as Xen Orchestra does; a success clears that."""
         key = email.strip().lower()
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:  # attempts for one user are serialised and spaced out
-            wait = self._last_attempt.get(key, 0.0) + THROTTLE_SECONDS - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._last_attempt[key] = time.monotonic()
-            user = await self.by_email(email)
+        last_failure = self._last_attempt.get(key)
+        if last_failure is not None and time.monotonic() - last_failure < THROTTLE_SECONDS:
+            raise InvalidCredentials(
+                f"too many failed sign-ins for {email}: wait {THROTTLE_SECONDS:.0f} s and try again"
+            )
+        user = await self.by_email(email)
+        try:
             if user is None or not user.password_hash:
-                await asyncio.to_thread(self._burn, password)  # same cost as a real check: no user probing
+                await asyncio.to_thread(
+                    self._burn, password
+                )  # the same cost as a real check: no user probing
                 raise InvalidCredentials()
             try:
                 await asyncio.to_thread(self.hasher.verify, user.password_hash, password)
             except (VerificationError, InvalidHashError):
                 raise InvalidCredentials() from None
-            if self.hasher.check_needs_rehash(user.password_hash):
-                await self.set_password(user.id, password)
-            return user
+        except InvalidCredentials:
+            self._last_attempt[key] = time.monotonic()
+            log.info("failed sign-in for %s", email)
+            raise
+        self._last_attempt.pop(key, None)
+        if self.hasher.check_needs_rehash(user.password_hash):
+            await self.set_password(user.id, password)
+        return user
 
     def _burn(self, password: str) -> None:
         self.hasher.hash(password)

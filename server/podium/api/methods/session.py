@@ -7,7 +7,7 @@ from typing import Any
 from ...auth import InvalidCredentials
 from ...auth.users import public
 from ..context import Context
-from ..registry import api
+from ..registry import NULL, api
 
 
 async def _signed_in(ctx: Context, user_id: str) -> dict[str, Any]:
@@ -56,11 +56,10 @@ async def sign_in_with_token(ctx: Context, token: str) -> dict[str, Any]:
     return await sign_in(ctx, token=token)
 
 
-@api("session.getUser", params={})
-async def get_user(ctx: Context) -> dict[str, Any]:
-    """The signed-in user."""
-    assert ctx.user is not None
-    return public(ctx.user)
+@api("session.getUser", permission="none", params={})
+async def get_user(ctx: Context) -> Any:
+    """The signed-in user (null when nobody is signed in on this connection)."""
+    return public(ctx.user) if ctx.user is not None else NULL
 
 
 @api("session.signOut", params={})

@@ -23,11 +23,11 @@ async def list_methods(ctx: Context, pattern: str | None = None) -> list[str]:
 
 
 @api("system.methodSignature", permission="none", params={"method": {"type": "string"}})
-async def method_signature(ctx: Context, method: str) -> dict[str, Any]:
-    """One method's description and parameters."""
+async def method_signature(ctx: Context, method: str) -> list[dict[str, Any]]:
+    """One method's name, description, parameters and permission (in a one-element list, as XO)."""
     if method not in METHODS:
         raise NoSuchObject(method, "method")
-    return {method: METHODS[method].info()}
+    return [{"name": method, **METHODS[method].info()}]
 
 
 @api("system.getServerVersion", permission="none", params={})
@@ -38,5 +38,5 @@ async def get_server_version(ctx: Context) -> str:
 
 @api("system.getVersion", permission="none", params={})
 async def get_version(ctx: Context) -> str:
-    """The API's version (Xen Orchestra's API is at major version 4)."""
-    return "4.0.0"
+    """The API's version, as xo-server reports it."""
+    return "0.1"
