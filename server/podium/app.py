@@ -14,7 +14,7 @@ from . import __version__
 from .api import methods as _methods  # noqa: F401  (registers the API's methods)
 from .api.context import Services
 from .api.ws import websocket
-from .auth import Tokens, Users
+from .auth import Acls, Tokens, Users
 from .cache import ObjectStore
 from .config import Settings
 from .servers import ServerManager
@@ -58,7 +58,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     users = Users(db)
     await users.ensure_admin(settings.data_dir, settings.admin_email, settings.admin_password)
     app["services"] = Services(
-        settings, db, secrets, objects, servers, users, Tokens(db, secrets), __version__
+        settings, db, secrets, objects, servers, users, Tokens(db, secrets), Acls(db), __version__
     )
     await servers.start()
     log.info("Podium %s serving on %s:%d", __version__, settings.host, settings.port)

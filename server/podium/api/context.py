@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..auth import Tokens, Users
+from ..auth import Acls, Tokens, Users, granted
 from ..cache import ObjectStore
 from ..config import Settings
 from ..servers import ServerManager
@@ -27,7 +27,14 @@ class Services:
     servers: ServerManager
     users: Users
     tokens: Tokens
+    acls: Acls
     version: str
+    connections: set[Any] = field(default_factory=set)  # live API connections, to push rights' changes
+
+    async def rights_changed(self) -> None:
+        """Users' rights changed: every connection reloads them and sees objects enter or exit at once."""
+        for conn in list(self.connections):
+            await conn.refresh()
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Context:
     services: Services
     remote: str = ""
     user: User | None = None
+    perms: dict[str, set[str]] = field(default_factory=dict)  # object id -> actions, from ACLs
     on_sign_in: list[Callable[[Context], None]] = field(default_factory=list)
     on_sign_out: list[Callable[[Context], None]] = field(default_factory=list)
 
@@ -54,13 +62,21 @@ class Context:
         if permission != "signed-in" and _LEVELS.get(self.user.permission, 0) < _LEVELS[permission]:
             raise Unauthorized(permission)
 
+    async def load_rights(self) -> None:
+        """Read the signed-in user's ACLs (their own and their groups')."""
+        self.perms = await self.services.acls.permissions(self.user) if self.user is not None else {}
+
     def can_see(self, obj: dict[str, Any]) -> bool:
         """Whether the user may see an object (admins see everything; ACLs decide for others)."""
-        return self.is_admin
+        return self.can(obj, "view")
 
     def can(self, obj: dict[str, Any], action: str) -> bool:
-        """Whether the user may act on an object (view, operate, administrate)."""
-        return self.is_admin
+        """Whether the user may act on an object (view, operate, administrate), directly or inherited."""
+        if self.user is None:
+            return False
+        if self.is_admin:
+            return True
+        return granted(self.perms, obj, action, self.services.objects.get)
 
     def object(self, id_: str, types: tuple[str, ...] = (), action: str = "view") -> dict[str, Any]:
         """An object the user may act on; an invisible one is reported as missing, not as forbidden."""

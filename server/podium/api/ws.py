@@ -33,6 +33,7 @@ class Connection:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_SIZE)
         self.unsubscribe: Any = None
         self.dropped = False
+        self.visible: set[str] = set()  # ids of the objects this client has been shown
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message; a full queue means a client too slow to keep: drop it."""
@@ -47,10 +48,44 @@ class Connection:
             self.queue.put_nowait(None)
 
     def notify_batch(self, batch: Batch) -> None:
-        """Forward a change of the object store, filtered by what the user may see."""
+        """Forward a change of the object store, filtered by what the user may see.
+
+        An object that changed so that the user may no longer see it (moved to a host they have no right
+        on) is sent as an exit, so that no client keeps a stale copy of it.
+        """
         ctx = self.ctx
-        enter = {i: o for i, o in batch.enter.items() if ctx.can_see(o)}
+        enter: dict[str, Any] = {}
         exit_ = {i: o for i, o in batch.exit.items() if ctx.can_see(o)}
+        for i, o in batch.enter.items():
+            if ctx.can_see(o):
+                enter[i] = o
+                self.visible.add(i)
+            elif i in self.visible:
+                exit_[i] = o
+        for i in exit_:
+            self.visible.discard(i)
+        self._send_items(enter, exit_)
+
+    async def refresh(self) -> None:
+        """The user's rights changed: objects they may now see enter, those they may not exit."""
+        ctx = self.ctx
+        if ctx.user is None:
+            return
+        fresh = await ctx.services.users.get(ctx.user.id)
+        if fresh is None:
+            ctx.user = None
+            self.signed_out(ctx)
+            return
+        ctx.user = fresh
+        await ctx.load_rights()
+        objects = ctx.services.objects.objects
+        now = {i for i, o in objects.items() if ctx.can_see(o)}
+        enter = {i: objects[i] for i in now - self.visible}
+        exit_ = {i: objects.get(i, {}) for i in self.visible - now}
+        self.visible = now
+        self._send_items(enter, exit_)
+
+    def _send_items(self, enter: dict[str, Any], exit_: dict[str, Any]) -> None:
         if enter:
             self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "enter", "items": enter}})
         if exit_:
@@ -59,6 +94,7 @@ class Connection:
 
     def signed_in(self, ctx: Context) -> None:
         """Start the ``all`` notifications once a user is known."""
+        self.visible = {i for i, o in ctx.services.objects.objects.items() if ctx.can_see(o)}
         if self.unsubscribe is None:
             self.unsubscribe = ctx.services.objects.subscribe(self.notify_batch)
 
@@ -116,6 +152,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ctx.on_sign_out.append(conn.signed_out)
     writer = asyncio.create_task(conn.writer())
     calls: set[asyncio.Task[None]] = set()
+    services.connections.add(conn)
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -127,6 +164,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             if conn.dropped:
                 break
     finally:
+        services.connections.discard(conn)
         conn.signed_out(ctx)
         for task in calls:
             task.cancel()

@@ -1,10 +1,11 @@
-"""Identity: users and their passwords, sign-in (throttled), tokens.
+"""Identity: users and their passwords, sign-in (throttled), tokens, groups and ACLs.
 
-Public names: :class:`Users`, :class:`Tokens`, and the errors of :mod:`.errors`.
+Public names: :class:`Users`, :class:`Tokens`, :class:`Acls` (with :func:`granted`), the errors.
 """
 
+from .acls import ROLES, Acls, granted
 from .errors import AuthError, InvalidCredentials
 from .tokens import Tokens
 from .users import Users
 
-__all__ = ["AuthError", "InvalidCredentials", "Tokens", "Users"]
+__all__ = ["ROLES", "Acls", "AuthError", "InvalidCredentials", "Tokens", "Users", "granted"]

@@ -1,5 +1,5 @@
 """The API's namespaces, one module each; importing this package registers their methods."""
 
-from . import server, session, system, vm, xo
+from . import acl, group, server, session, system, token, user, vm, xo
 
-__all__ = ["server", "session", "system", "vm", "xo"]
+__all__ = ["acl", "group", "server", "session", "system", "token", "user", "vm", "xo"]

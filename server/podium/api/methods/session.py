@@ -6,8 +6,14 @@ from typing import Any
 
 from ...auth import InvalidCredentials
 from ...auth.users import public
+from ...store import User
 from ..context import Context
 from ..registry import NULL, api
+
+
+async def public_user(ctx: Context, user: User) -> dict[str, Any]:
+    """A user as the API shows it, with their groups."""
+    return {**public(user), "groups": await ctx.services.acls.groups_of(user.id)}
 
 
 async def _signed_in(ctx: Context, user_id: str) -> dict[str, Any]:
@@ -15,9 +21,10 @@ async def _signed_in(ctx: Context, user_id: str) -> dict[str, Any]:
     if user is None:
         raise InvalidCredentials()
     ctx.user = user
+    await ctx.load_rights()
     for fn in ctx.on_sign_in:
         fn(ctx)
-    return public(user)
+    return await public_user(ctx, user)
 
 
 @api(
@@ -59,13 +66,14 @@ async def sign_in_with_token(ctx: Context, token: str) -> dict[str, Any]:
 @api("session.getUser", permission="none", params={})
 async def get_user(ctx: Context) -> Any:
     """The signed-in user (null when nobody is signed in on this connection)."""
-    return public(ctx.user) if ctx.user is not None else NULL
+    return await public_user(ctx, ctx.user) if ctx.user is not None else NULL
 
 
 @api("session.signOut", params={})
 async def sign_out(ctx: Context) -> bool:
     """Forget the signed-in user on this connection."""
     ctx.user = None
+    ctx.perms = {}
     for fn in ctx.on_sign_out:
         fn(ctx)
     return True

@@ -15,7 +15,7 @@ async def _xapi(ctx: Context, vm: dict[str, Any], method: str, *args: Any) -> An
     return await client.call(method, vm["_xapiRef"], *args)
 
 
-@api("vm.start", permission="write", params={"id": {"type": "string"}, "force": {"type": "boolean", "optional": True}},
+@api("vm.start", params={"id": {"type": "string"}, "force": {"type": "boolean", "optional": True}},
      resolve=_VM)  # fmt: skip
 async def start(ctx: Context, id: dict[str, Any], force: bool = False) -> bool:
     """Start a halted VM."""
@@ -23,7 +23,7 @@ async def start(ctx: Context, id: dict[str, Any], force: bool = False) -> bool:
     return True
 
 
-@api("vm.stop", permission="write", params={"id": {"type": "string"}, "force": {"type": "boolean", "default": False}},
+@api("vm.stop", params={"id": {"type": "string"}, "force": {"type": "boolean", "default": False}},
      resolve=_VM)  # fmt: skip
 async def stop(ctx: Context, id: dict[str, Any], force: bool = False) -> bool:
     """Shut a VM down (cleanly, or at once with force)."""
