@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .make
-PORT ?= 8080
 
 # Debian packages, as PACKAGE[:a shell test that also counts as present].
 SYSTEM_PACKAGES := \
@@ -41,7 +40,7 @@ $(STAMPS)/node: tests/node/package.json tests/node/package-lock.json $(STAMPS)/s
 setup: $(STAMPS)/venv $(STAMPS)/node ## Install system packages, the venv and test tools (done by run and test)
 
 run: $(STAMPS)/venv ## Run Podium on its embedded defaults (the bundled simulated pool)
-	@PORT=$(PORT) scripts/run-dev
+	@$(BIN)/python scripts/run_dev.py
 
 test: setup ## Run the test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest -q
