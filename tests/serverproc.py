@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from .simproc import terminate
 
 ADMIN_EMAIL = "admin@podium.test"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -39,17 +40,12 @@ class Server:
     log_path: Path
 
     def log(self) -> str:
+        """What the server has logged so far."""
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        """SIGTERM, then wait; the exit status."""
+        return terminate(self.proc)
 
 
 def start_server(data_dir: Path, env: dict[str, str] | None = None, admin: bool = True) -> Server:

@@ -68,17 +68,23 @@ class Sim:
 
     def stop(self) -> int:
         """SIGTERM, then wait; returns the exit status (0 when it stopped cleanly)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.log_path.unlink(missing_ok=True)
         return self.proc.returncode
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
+    """Stop a process as a service manager would: SIGTERM, a grace period, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def start_sim(*args: str, password: str | None = PASSWORD, timeout: float = 60.0) -> Sim:
