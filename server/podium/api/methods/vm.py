@@ -1,31 +1,246 @@
-"""vm.*: VM power operations (the rest of the namespace follows)."""
+"""vm.*: power, copies and snapshots, settings and CD drives, with Xen Orchestra's parameters.
+
+Object methods need only a signed-in user: the ACL action on the VM decides (operate for power,
+administrate for what changes or destroys it). A method that creates a VM answers its id once the VM is
+in the cache, so that a client can use it at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..context import Context
+from ..errors import ApiError, InvalidParameters
 from ..registry import Resolve, api
 
-_VM = (Resolve("id", ("VM",), "operate"),)
+_VM = ("VM",)
+_OPERATE = (Resolve("id", _VM, "operate"),)
+_ADMINISTRATE = (Resolve("id", _VM, "administrate"),)
+_ID = {"id": {"type": "string"}}
+GIB = 1 << 30
 
 
-async def _xapi(ctx: Context, vm: dict[str, Any], method: str, *args: Any) -> Any:
-    client = ctx.services.servers.client_of(vm["$poolId"])
-    return await client.call(method, vm["_xapiRef"], *args)
+async def xapi(ctx: Context, obj: dict[str, Any], method: str, *args: Any) -> Any:
+    """Call a XAPI method on the object's own pool, with its reference first."""
+    client = ctx.services.servers.client_of(obj["$poolId"])
+    return await client.call(method, obj["_xapiRef"], *args)
 
 
-@api("vm.start", params={"id": {"type": "string"}, "force": {"type": "boolean", "optional": True}},
-     resolve=_VM)  # fmt: skip
-async def start(ctx: Context, id: dict[str, Any], force: bool = False) -> bool:
-    """Start a halted VM."""
-    await _xapi(ctx, id, "VM.start", False, force)
-    return True
+async def created(ctx: Context, obj: dict[str, Any], cls: str, ref: str, timeout: float = 15.0) -> str:
+    """The id of an object XAPI just created, once the cache has it."""
+    client = ctx.services.servers.client_of(obj["$poolId"])
+    uuid = str(await client.call(f"{cls}.get_uuid", ref))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while ctx.services.objects.get(uuid) is None:
+        if asyncio.get_running_loop().time() > deadline:
+            raise ApiError(f"the new {cls} {uuid} did not appear within {timeout:.0f} s")
+        await asyncio.sleep(0.02)
+    return uuid
 
 
-@api("vm.stop", params={"id": {"type": "string"}, "force": {"type": "boolean", "default": False}},
-     resolve=_VM)  # fmt: skip
-async def stop(ctx: Context, id: dict[str, Any], force: bool = False) -> bool:
-    """Shut a VM down (cleanly, or at once with force)."""
-    await _xapi(ctx, id, "VM.hard_shutdown" if force else "VM.clean_shutdown")
-    return True
+# --- power -----------------------------------------------------------------------------------------
+@api("vm.start", params={**_ID, "force": {"type": "boolean", "optional": True},
+                         "host": {"type": "string", "optional": True}},
+     resolve=(*_OPERATE, Resolve("host", ("host",), "operate")))  # fmt: skip
+async def start(
+    ctx: Context, id: dict[str, Any], force: bool = False, host: dict[str, Any] | None = None
+) -> None:
+    """Start a halted VM (on a given host, optionally)."""
+    if host is not None:
+        await xapi(ctx, id, "VM.start_on", host["_xapiRef"], False, force)
+    else:
+        await xapi(ctx, id, "VM.start", False, force)
+
+
+@api("vm.stop", params={**_ID, "force": {"type": "boolean", "default": False}}, resolve=_OPERATE)
+async def stop(ctx: Context, id: dict[str, Any], force: bool = False) -> None:
+    """Shut a VM down: cleanly through its guest, or at once with force."""
+    await xapi(ctx, id, "VM.hard_shutdown" if force else "VM.clean_shutdown")
+
+
+@api("vm.restart", params={**_ID, "force": {"type": "boolean", "default": False}}, resolve=_OPERATE)
+async def restart(ctx: Context, id: dict[str, Any], force: bool = False) -> None:
+    """Reboot a VM: cleanly, or at once with force."""
+    await xapi(ctx, id, "VM.hard_reboot" if force else "VM.clean_reboot")
+
+
+@api("vm.suspend", params=_ID, resolve=_OPERATE)
+async def suspend(ctx: Context, id: dict[str, Any]) -> None:
+    """Suspend a running VM to disk."""
+    await xapi(ctx, id, "VM.suspend")
+
+
+@api("vm.resume", params=_ID, resolve=_OPERATE)
+async def resume(ctx: Context, id: dict[str, Any]) -> None:
+    """Resume a suspended VM (or unpause a paused one)."""
+    if id["power_state"] == "Paused":
+        await xapi(ctx, id, "VM.unpause")
+    else:
+        await xapi(ctx, id, "VM.resume", False, False)
+
+
+@api("vm.pause", params=_ID, resolve=_OPERATE)
+async def pause(ctx: Context, id: dict[str, Any]) -> None:
+    """Pause a running VM."""
+    await xapi(ctx, id, "VM.pause")
+
+
+@api("vm.unpause", params=_ID, resolve=_OPERATE)
+async def unpause(ctx: Context, id: dict[str, Any]) -> None:
+    """Let a paused VM run again."""
+    await xapi(ctx, id, "VM.unpause")
+
+
+# --- copies and snapshots --------------------------------------------------------------------------
+@api("vm.clone", params={**_ID, "name": {"type": "string"}, "full_copy": {"type": "boolean", "default": False}},
+     resolve=(Resolve("id", ("VM", "VM-snapshot", "VM-template"), "administrate"),))  # fmt: skip
+async def clone(ctx: Context, id: dict[str, Any], name: str, full_copy: bool = False) -> str:
+    """Clone a VM (a full copy when asked); returns the new VM's id."""
+    ref = await xapi(
+        ctx, id, "VM.copy" if full_copy else "VM.clone", name, *(["OpaqueRef:NULL"] if full_copy else [])
+    )
+    return await created(ctx, id, "VM", ref)
+
+
+@api("vm.copy", params={"vm": {"type": "string"}, "sr": {"type": "string"}, "name": {"type": "string", "optional": True}},
+     resolve=(Resolve("vm", ("VM", "VM-snapshot", "VM-template"), "administrate"), Resolve("sr", ("SR",), "operate")))  # fmt: skip
+async def copy(ctx: Context, vm: dict[str, Any], sr: dict[str, Any], name: str | None = None) -> str:
+    """Copy a VM with its disks into an SR of the same pool; returns the new VM's id."""
+    if sr["$poolId"] != vm["$poolId"]:
+        raise InvalidParameters([{"instancePath": "/sr", "schemaPath": "#/sr", "keyword": "pool",
+                                  "params": {}, "message": "must be an SR of the VM's pool (copies between pools: vm.import)"}])  # fmt: skip
+    ref = await xapi(ctx, vm, "VM.copy", name or f"{vm['name_label']} (copy)", sr["_xapiRef"])
+    return await created(ctx, vm, "VM", ref)
+
+
+@api("vm.snapshot", params={**_ID, "name": {"type": "string", "optional": True},
+                            "description": {"type": "string", "optional": True, "minLength": 0}},
+     resolve=_ADMINISTRATE)  # fmt: skip
+async def snapshot(
+    ctx: Context, id: dict[str, Any], name: str | None = None, description: str | None = None
+) -> str:
+    """Snapshot a VM; returns the snapshot's id."""
+    ref = await xapi(ctx, id, "VM.snapshot", name or f"{id['name_label']}_snapshot")
+    snap = await created(ctx, id, "VM", ref)
+    if description is not None:
+        await ctx.services.servers.client_of(id["$poolId"]).call("VM.set_name_description", ref, description)
+    return snap
+
+
+@api("vm.revert", params={"snapshot": {"type": "string"}},
+     resolve=(Resolve("snapshot", ("VM-snapshot",), "administrate"),))  # fmt: skip
+async def revert(ctx: Context, snapshot: dict[str, Any]) -> None:
+    """Put a VM back to one of its snapshots."""
+    await xapi(ctx, snapshot, "VM.revert")
+
+
+@api("vm.delete", params={**_ID, "deleteDisks": {"type": "boolean", "default": False},
+                          "force": {"type": "boolean", "default": False}},
+     resolve=(Resolve("id", ("VM", "VM-snapshot", "VM-template"), "administrate"),))  # fmt: skip
+async def delete(ctx: Context, id: dict[str, Any], deleteDisks: bool = False, force: bool = False) -> None:
+    """Delete a VM (stopping it first with force), and its own disks when asked."""
+    client = ctx.services.servers.client_of(id["$poolId"])
+    if id["power_state"] != "Halted" and force and id["type"] == "VM":
+        await client.call("VM.hard_shutdown", id["_xapiRef"])
+    vdis = []
+    if deleteDisks:
+        for vbd_id in id.get("$VBDs", []):
+            vbd = ctx.services.objects.get(vbd_id)
+            if vbd is not None and not vbd["is_cd_drive"] and vbd.get("VDI"):
+                vdi = ctx.services.objects.get(vbd["VDI"])
+                if vdi is not None and len(vdi.get("$VBDs", [])) == 1:  # not shared with another VM
+                    vdis.append(vdi["_xapiRef"])
+    await client.call("VM.destroy", id["_xapiRef"])
+    for vdi_ref in vdis:
+        await client.call("VDI.destroy", vdi_ref)
+
+
+@api("vm.convertToTemplate", params=_ID, resolve=_ADMINISTRATE)
+async def convert_to_template(ctx: Context, id: dict[str, Any]) -> None:
+    """Turn a halted VM into a template."""
+    await xapi(ctx, id, "VM.set_is_a_template", True)
+
+
+# --- settings --------------------------------------------------------------------------------------
+@api(
+    "vm.set",
+    params={
+        **_ID,
+        "name_label": {"type": "string", "optional": True},
+        "name_description": {"type": "string", "optional": True, "minLength": 0},
+        "CPUs": {"type": "integer", "optional": True, "minimum": 1},
+        "cpusMax": {"type": "integer", "optional": True, "minimum": 1},
+        "memory": {"type": "integer", "optional": True, "minimum": 16 << 20},
+        "memoryMax": {"type": "integer", "optional": True, "minimum": 16 << 20},
+        "tags": {"type": "array", "items": {"type": "string"}, "optional": True},
+        "auto_poweron": {"type": "boolean", "optional": True},
+        "high_availability": {"type": "string", "enum": ["", "restart", "best-effort"], "optional": True},
+    },
+    resolve=_ADMINISTRATE,
+)
+async def set_(ctx: Context, id: dict[str, Any], **changes: Any) -> None:
+    """Change a VM's name, description, CPUs, memory, tags, auto power on, HA priority."""
+    client = ctx.services.servers.client_of(id["$poolId"])
+    ref = id["_xapiRef"]
+    if "name_label" in changes:
+        await client.call("VM.set_name_label", ref, changes["name_label"])
+    if "name_description" in changes:
+        await client.call("VM.set_name_description", ref, changes["name_description"])
+    if "cpusMax" in changes:
+        await client.call("VM.set_VCPUs_max", ref, changes["cpusMax"])
+    if "CPUs" in changes:
+        if id["power_state"] == "Running":
+            await client.call("VM.set_VCPUs_number_live", ref, changes["CPUs"])
+        else:
+            if changes["CPUs"] > id["CPUs"]["max"]:
+                await client.call("VM.set_VCPUs_max", ref, changes["CPUs"])
+            await client.call("VM.set_VCPUs_at_startup", ref, changes["CPUs"])
+    if "memoryMax" in changes:
+        await client.call("VM.set_memory_static_max", ref, changes["memoryMax"])
+    if "memory" in changes:
+        await client.call("VM.set_memory", ref, changes["memory"])
+    if "tags" in changes:
+        await client.call("VM.set_tags", ref, changes["tags"])
+    if "auto_poweron" in changes:
+        other = dict(id.get("other", {}))
+        other["auto_poweron"] = "true" if changes["auto_poweron"] else "false"
+        await client.call("VM.set_other_config", ref, other)
+    if "high_availability" in changes:
+        await client.call("VM.set_ha_restart_priority", ref, changes["high_availability"])
+
+
+# --- CD drives ---------------------------------------------------------------------------------
+def _cd_drive(ctx: Context, vm: dict[str, Any]) -> dict[str, Any] | None:
+    for vbd_id in vm.get("$VBDs", []):
+        vbd = ctx.services.objects.get(vbd_id)
+        if vbd is not None and vbd["is_cd_drive"]:
+            return vbd
+    return None
+
+
+@api("vm.insertCd", params={**_ID, "cd_id": {"type": "string"}, "force": {"type": "boolean", "default": False}},
+     resolve=(*_OPERATE, Resolve("cd_id", ("VDI",), "view")))  # fmt: skip
+async def insert_cd(ctx: Context, id: dict[str, Any], cd_id: dict[str, Any], force: bool = False) -> None:
+    """Put an ISO into the VM's CD drive (creating the drive when it has none; force replaces a disc)."""
+    client = ctx.services.servers.client_of(id["$poolId"])
+    drive = _cd_drive(ctx, id)
+    if drive is None:
+        await client.call("VBD.create", {
+            "VM": id["_xapiRef"], "VDI": cd_id["_xapiRef"], "userdevice": "autodetect", "bootable": False,
+            "mode": "RO", "type": "CD", "unpluggable": True, "empty": False, "other_config": {},
+            "qos_algorithm_type": "", "qos_algorithm_params": {}})  # fmt: skip
+        return
+    if drive.get("VDI") and force:
+        await client.call("VBD.eject", drive["_xapiRef"])
+    await client.call("VBD.insert", drive["_xapiRef"], cd_id["_xapiRef"])
+
+
+@api("vm.ejectCd", params=_ID, resolve=_OPERATE)
+async def eject_cd(ctx: Context, id: dict[str, Any]) -> None:
+    """Take the disc out of the VM's CD drive."""
+    drive = _cd_drive(ctx, id)
+    if drive is None:
+        raise InvalidParameters([{"instancePath": "/id", "schemaPath": "#/id", "keyword": "cd",
+                                  "params": {}, "message": "this VM has no CD drive"}])  # fmt: skip
+    await xapi(ctx, drive, "VBD.eject")
