@@ -17,7 +17,14 @@ class ApiError(PodiumError):
     @classmethod
     def wrap(cls, e: PodiumError) -> ApiError:
         """Any of Podium's errors as an API error, keeping its code, status, message and data."""
-        err = cls(e.message, e.data)
+        data = e.data
+        if e.code == InvalidParameters.code and not data:
+            # "name: what is wrong" from a check the schema cannot express: named as a schema error would be.
+            prop, sep, why = e.message.partition(": ")
+            path = f"/{prop}" if sep and " " not in prop else ""
+            data = {"errors": [{"instancePath": path, "schemaPath": f"#{path}", "keyword": "value",
+                                "params": {}, "message": why if sep else e.message}]}  # fmt: skip
+        err = cls(e.message, data)
         err.code, err.status = e.code, e.status
         return err
 
