@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..auth.acls import ancestors, granted_by
 from ..cache import Batch
 from .context import Context, Services
 from .dispatch import call
@@ -22,6 +23,12 @@ from .errors import ApiError
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1024  # messages waiting for one client before it is dropped
+
+
+def _notification(kind: str, items: dict[str, Any]) -> dict[str, Any]:
+    if kind == "exit":
+        items = dict.fromkeys(items, 0)  # xo-server sends 0 for each object that left
+    return {"jsonrpc": "2.0", "method": "all", "params": {"type": kind, "items": items}}
 
 
 class Connection:
@@ -35,12 +42,12 @@ class Connection:
         self.dropped = False
         self.visible: set[str] = set()  # ids of the objects this client has been shown
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any] | bytes) -> None:
         """Queue a message; a full queue means a client too slow to keep: drop it."""
         if self.dropped:
             return
         try:
-            self.queue.put_nowait(orjson.dumps(message))
+            self.queue.put_nowait(message if isinstance(message, bytes) else orjson.dumps(message))
         except asyncio.QueueFull:
             log.warning("dropping %s: %d messages unread", self.ctx.remote, QUEUE_SIZE)
             self.dropped = True
@@ -54,17 +61,41 @@ class Connection:
         on) is sent as an exit, so that no client keeps a stale copy of it.
         """
         ctx = self.ctx
+        if ctx.is_admin:  # sees everything: the shared encoding, no per-object check
+            self._send_shared(batch, batch.enter, batch.exit)
+            return
+        lookup = ctx.services.objects.get
+        perms = ctx.perms
+        chains = batch.ancestors  # computed once per batch, shared by every client
+
+        def visible(i: str, o: dict[str, Any]) -> bool:
+            chain = chains.get(i)
+            if chain is None:
+                chain = chains[i] = ancestors(o, lookup)
+            return granted_by(perms, chain, "view")
+
         enter: dict[str, Any] = {}
-        exit_ = {i: o for i, o in batch.exit.items() if ctx.can_see(o)}
+        exit_ = {i: o for i, o in batch.exit.items() if visible(i, o)}
         for i, o in batch.enter.items():
-            if ctx.can_see(o):
+            if visible(i, o):
                 enter[i] = o
                 self.visible.add(i)
             elif i in self.visible:
                 exit_[i] = o
         for i in exit_:
             self.visible.discard(i)
-        self._send_items(enter, exit_)
+        if len(enter) == len(batch.enter) and len(exit_) == len(batch.exit):
+            self._send_shared(batch, enter, exit_)
+        else:
+            self._send_items(enter, exit_)
+
+    def _send_shared(self, batch: Batch, enter: dict[str, Any], exit_: dict[str, Any]) -> None:
+        # This client sees the whole batch: the encoding made once for all such clients serves.
+        for kind, items in (("enter", enter), ("exit", exit_)):
+            if items:
+                if kind not in batch.encoded:
+                    batch.encoded[kind] = orjson.dumps(_notification(kind, items))
+                self.send(batch.encoded[kind])
 
     async def refresh(self) -> None:
         """The user's rights changed: objects they may now see enter, those they may not exit."""
@@ -76,25 +107,32 @@ class Connection:
             ctx.user = None
             self.signed_out(ctx)
             return
+        was_admin = ctx.is_admin
         ctx.user = fresh
         await ctx.load_rights()
         objects = ctx.services.objects.objects
+        if ctx.is_admin:
+            if not was_admin:
+                self._send_items({i: o for i, o in objects.items() if i not in self.visible}, {})
+            self.visible = set()
+            return
+        before = set(objects) if was_admin else self.visible  # an admin was shown everything
         now = {i for i, o in objects.items() if ctx.can_see(o)}
-        enter = {i: objects[i] for i in now - self.visible}
-        exit_ = {i: objects.get(i, {}) for i in self.visible - now}
+        enter = {i: objects[i] for i in now - before}
+        exit_ = {i: objects.get(i, {}) for i in before - now}
         self.visible = now
         self._send_items(enter, exit_)
 
     def _send_items(self, enter: dict[str, Any], exit_: dict[str, Any]) -> None:
         if enter:
-            self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "enter", "items": enter}})
+            self.send(_notification("enter", enter))
         if exit_:
-            items = dict.fromkeys(exit_, 0)  # xo-server sends 0 for each object that left
-            self.send({"jsonrpc": "2.0", "method": "all", "params": {"type": "exit", "items": items}})
+            self.send(_notification("exit", exit_))
 
     def signed_in(self, ctx: Context) -> None:
         """Start the ``all`` notifications once a user is known."""
-        self.visible = {i for i, o in ctx.services.objects.objects.items() if ctx.can_see(o)}
+        objects = ctx.services.objects.objects
+        self.visible = set() if ctx.is_admin else {i for i, o in objects.items() if ctx.can_see(o)}
         if self.unsubscribe is None:
             self.unsubscribe = ctx.services.objects.subscribe(self.notify_batch)
 
@@ -110,7 +148,7 @@ class Connection:
             if data is None:
                 await self.ws.close(code=1008, message=b"too slow: messages were not read")
                 return
-            await self.ws.send_str(data.decode())
+            await self.ws.send_frame(data, WSMsgType.TEXT)  # already UTF-8 JSON: no decode and re-encode
 
     async def handle(self, raw: str | bytes) -> None:
         try:

@@ -66,6 +66,32 @@ def _parents(obj: Obj, lookup: Lookup) -> list[str]:
     return []
 
 
+def ancestors(obj: Obj, lookup: Lookup) -> tuple[str, ...]:
+    """The ids whose rights cover ``obj`` (itself, unless a control domain, and its parents, transitively).
+
+    The same for every user, so it can be computed once per object and shared.
+    """
+    out: list[str] = [] if obj.get("type") == "VM-controller" else [obj["id"]]
+    todo, seen = list(_parents(obj, lookup)), set(out)
+    while todo and len(seen) < 64:
+        pid = todo.pop()
+        if not pid or pid in seen:
+            continue
+        seen.add(pid)
+        parent = lookup(pid)
+        if parent is None:
+            continue
+        if parent.get("type") != "VM-controller":
+            out.append(pid)
+        todo.extend(_parents(parent, lookup))
+    return tuple(out)
+
+
+def granted_by(perms: dict[str, set[str]], chain: tuple[str, ...], action: str) -> bool:
+    """Whether rights on any of an object's ancestors (see :func:`ancestors`) allow ``action``."""
+    return any(action in perms.get(a, ()) for a in chain)
+
+
 def granted(perms: dict[str, set[str]], obj: Obj, action: str, lookup: Lookup, depth: int = 0) -> bool:
     """Whether rights ``perms`` (object id → actions) allow ``action`` on ``obj``, directly or inherited."""
     if obj.get("type") != "VM-controller" and action in perms.get(obj["id"], ()):

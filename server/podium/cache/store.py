@@ -19,10 +19,16 @@ Obj = dict[str, Any]
 
 @dataclass(frozen=True)
 class Batch:
-    """One change: ``enter`` maps id to the new object, ``exit`` id to the object that left."""
+    """One change: ``enter`` maps id to the new object, ``exit`` id to the object that left.
+
+    ``encoded`` is a place for the encodings subscribers make of the whole batch, so that clients who
+    may see all of it share one encoding instead of making one each.
+    """
 
     enter: dict[str, Obj] = field(default_factory=dict)
     exit: dict[str, Obj] = field(default_factory=dict)
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False)
+    ancestors: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)  # see auth.acls
 
     def __bool__(self) -> bool:
         return bool(self.enter or self.exit)
