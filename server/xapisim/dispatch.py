@@ -128,7 +128,7 @@ def _generic(cls: Class, message: Message) -> Handler:
 
     if message.implicit:
         return generic_handler(cls, message)
-    fn = accessor(cls, message.name, [p.name for p in _declared(message)])
+    fn = accessor(cls, message)
     if fn is None:
         raise Failure("NOT_IMPLEMENTED", f"{cls.name}.{message.name}")
     return fn

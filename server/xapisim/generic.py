@@ -91,22 +91,31 @@ def _build(cls: Class, message: Message) -> Handler:
 
 
 _SHAPES = {
-    "add_to_": (["self", "key", "value"], "map"),
-    "remove_from_": (["self", "key"], "map"),
-    "set_": (["self", "value"], None),
-    "add_": (["self", "value"], "set"),
-    "remove_": (["self", "value"], "set"),
+    "add_to_": (["key", "value"], "map"),
+    "remove_from_": (["key"], "map"),
+    "set_": (["value"], None),
+    "add_": (["value"], "set"),
+    "remove_": (["value"], "set"),
 }
 
 
-def accessor(cls: Class, name: str, params: list[str]) -> Handler | None:
-    """The implicit-style accessor for an explicit message of that shape, or None."""
+def accessor(cls: Class, message: Message) -> Handler | None:
+    """The implicit-style accessor for an explicit message of that shape (the object, then the accessor's
+    own parameters, e.g. ``SR.set_name_label(sr, value)``), or None."""
+    params = message.params[1:] if message.takes_session else message.params
     for prefix, make in _ACCESSORS:
-        if prefix == "get_" or not name.startswith(prefix):
+        if prefix == "get_" or not message.name.startswith(prefix):
             continue
-        field = cls.fields.get(name[len(prefix) :])
+        field = cls.fields.get(message.name[len(prefix) :])
         shape, kind = _SHAPES[prefix]
-        if field is not None and params == shape and (kind is None or field.type.kind == kind):
+        if (
+            field is not None
+            and params
+            and params[0].type.kind == "ref"
+            and params[0].type.name == cls.name
+            and [p.name for p in params[1:]] == shape
+            and (kind is None or field.type.kind == kind)
+        ):
             return make(cls.name, field.name)
     return None
 

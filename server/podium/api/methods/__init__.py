@@ -1,5 +1,27 @@
 """The API's namespaces, one module each; importing this package registers their methods."""
 
-from . import acl, group, server, session, system, token, user, vm, xo
+from . import (
+    acl,
+    disk,
+    group,
+    host,
+    message,
+    network,
+    pool,
+    server,
+    session,
+    sr,
+    system,
+    tag,
+    task,
+    token,
+    user,
+    vdi,
+    vm,
+    xo,
+)
 
-__all__ = ["acl", "group", "server", "session", "system", "token", "user", "vm", "xo"]
+__all__ = [
+    "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "system", "tag",
+    "task", "token", "user", "vdi", "vm", "xo",
+]  # fmt: skip

@@ -7,36 +7,19 @@ in the cache, so that a client can use it at once.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ..context import Context
-from ..errors import ApiError, InvalidParameters
+from ..errors import InvalidParameters
 from ..registry import Resolve, api
+from .common import created, xapi
+from .disk import attach
 
 _VM = ("VM",)
 _OPERATE = (Resolve("id", _VM, "operate"),)
 _ADMINISTRATE = (Resolve("id", _VM, "administrate"),)
 _ID = {"id": {"type": "string"}}
 GIB = 1 << 30
-
-
-async def xapi(ctx: Context, obj: dict[str, Any], method: str, *args: Any) -> Any:
-    """Call a XAPI method on the object's own pool, with its reference first."""
-    client = ctx.services.servers.client_of(obj["$poolId"])
-    return await client.call(method, obj["_xapiRef"], *args)
-
-
-async def created(ctx: Context, obj: dict[str, Any], cls: str, ref: str, timeout: float = 15.0) -> str:
-    """The id of an object XAPI just created, once the cache has it."""
-    client = ctx.services.servers.client_of(obj["$poolId"])
-    uuid = str(await client.call(f"{cls}.get_uuid", ref))
-    deadline = asyncio.get_running_loop().time() + timeout
-    while ctx.services.objects.get(uuid) is None:
-        if asyncio.get_running_loop().time() > deadline:
-            raise ApiError(f"the new {cls} {uuid} did not appear within {timeout:.0f} s")
-        await asyncio.sleep(0.02)
-    return uuid
 
 
 # --- power -----------------------------------------------------------------------------------------
@@ -244,3 +227,33 @@ async def eject_cd(ctx: Context, id: dict[str, Any]) -> None:
         raise InvalidParameters([{"instancePath": "/id", "schemaPath": "#/id", "keyword": "cd",
                                   "params": {}, "message": "this VM has no CD drive"}])  # fmt: skip
     await xapi(ctx, drive, "VBD.eject")
+
+
+# --- disks and interfaces ----------------------------------------------------------------------
+@api("vm.attachDisk",
+     params={"vm": {"type": "string"}, "vdi": {"type": "string"}, "bootable": {"type": "boolean", "default": False},
+             "mode": {"type": "string", "enum": ["RW", "RO"], "default": "RW"},
+             "position": {"type": "string", "optional": True}},
+     resolve=(Resolve("vm", ("VM", "VM-template"), "administrate"), Resolve("vdi", ("VDI",), "administrate")))  # fmt: skip
+async def attach_disk(ctx: Context, vm: dict[str, Any], vdi: dict[str, Any], bootable: bool = False,
+                      mode: str = "RW", position: str | None = None) -> None:  # fmt: skip
+    """Attach an existing disk to a VM (plugged at once when it runs)."""
+    await attach(ctx, vm, vdi["_xapiRef"], bootable, mode, position)
+
+
+@api("vm.createInterface",
+     params={"vm": {"type": "string"}, "network": {"type": "string"},
+             "position": {"type": "string", "optional": True}, "mac": {"type": "string", "optional": True},
+             "mtu": {"type": "integer", "optional": True, "minimum": 68}},
+     resolve=(Resolve("vm", ("VM", "VM-template"), "administrate"), Resolve("network", ("network",), "operate")))  # fmt: skip
+async def create_interface(ctx: Context, vm: dict[str, Any], network: dict[str, Any], position: str | None = None,
+                           mac: str | None = None, mtu: int | None = None) -> str:  # fmt: skip
+    """Give a VM a network interface (plugged at once when it runs); returns the interface's id."""
+    client = ctx.services.servers.client_of(vm["$poolId"])
+    ref = await client.call("VIF.create", {
+        "device": position or "", "network": network["_xapiRef"], "VM": vm["_xapiRef"], "MAC": mac or "",
+        "MTU": mtu or network.get("MTU") or 1500, "other_config": {}, "qos_algorithm_type": "",
+        "qos_algorithm_params": {}})  # fmt: skip
+    if vm["power_state"] == "Running":
+        await client.call("VIF.plug", ref)
+    return await created(ctx, vm, "VIF", ref)

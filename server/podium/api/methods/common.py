@@ -1,0 +1,51 @@
+"""What the namespaces share: calling XAPI on an object's pool, and the XAPI class of an XO type."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..context import Context
+from ..errors import ApiError
+
+XAPI_CLASS = {
+    "VM": "VM", "VM-template": "VM", "VM-snapshot": "VM", "VM-controller": "VM", "host": "host", "pool": "pool",
+    "SR": "SR", "VDI": "VDI", "VDI-snapshot": "VDI", "VDI-unmanaged": "VDI", "network": "network",
+    "message": "message", "task": "task", "PIF": "PIF", "VIF": "VIF", "VBD": "VBD", "PBD": "PBD",
+}  # fmt: skip
+
+
+async def xapi(ctx: Context, obj: dict[str, Any], method: str, *args: Any) -> Any:
+    """Call a XAPI method on the object's own pool, with its reference first."""
+    client = ctx.services.servers.client_of(obj["$poolId"])
+    return await client.call(method, obj["_xapiRef"], *args)
+
+
+async def created(ctx: Context, obj: dict[str, Any], cls: str, ref: str, timeout: float = 15.0) -> str:
+    """The id of an object XAPI just created (in ``obj``'s pool), once the cache has it."""
+    client = ctx.services.servers.client_of(obj["$poolId"])
+    uuid = str(await client.call(f"{cls}.get_uuid", ref))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while ctx.services.objects.get(uuid) is None:
+        if loop.time() > deadline:
+            raise ApiError(f"the new {cls} {uuid} did not appear within {timeout:.0f} s")
+        await asyncio.sleep(0.02)
+    return uuid
+
+
+async def set_names(
+    ctx: Context, obj: dict[str, Any], name_label: str | None, name_description: str | None
+) -> None:
+    """Rename and describe any object that has names."""
+    cls = XAPI_CLASS[obj["type"]]
+    if name_label is not None:
+        await xapi(ctx, obj, f"{cls}.set_name_label", name_label)
+    if name_description is not None:
+        await xapi(ctx, obj, f"{cls}.set_name_description", name_description)
+
+
+NAMES = {
+    "name_label": {"type": "string", "optional": True},
+    "name_description": {"type": "string", "optional": True, "minLength": 0},
+}

@@ -1,0 +1,31 @@
+"""vdi.*: naming, growing and deleting disks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..context import Context
+from ..errors import InvalidParameters
+from ..registry import Resolve, api
+from .common import NAMES, set_names, xapi
+
+_VDI = (Resolve("id", ("VDI", "VDI-snapshot", "VDI-unmanaged"), "administrate"),)
+
+
+@api("vdi.set", params={"id": {"type": "string"}, **NAMES, "size": {"type": "integer", "optional": True, "minimum": 0}},
+     resolve=_VDI)  # fmt: skip
+async def set_(ctx: Context, id: dict[str, Any], name_label: str | None = None, name_description: str | None = None,
+               size: int | None = None) -> None:  # fmt: skip
+    """Rename, describe or grow a disk (shrinking is refused)."""
+    await set_names(ctx, id, name_label, name_description)
+    if size is not None and size != id["size"]:
+        if size < id["size"]:
+            raise InvalidParameters([{"instancePath": "/size", "schemaPath": "#/size", "keyword": "minimum",
+                                      "params": {"limit": id["size"]}, "message": "a disk cannot shrink"}])  # fmt: skip
+        await xapi(ctx, id, "VDI.resize", size)
+
+
+@api("vdi.delete", params={"id": {"type": "string"}}, resolve=_VDI)
+async def delete(ctx: Context, id: dict[str, Any]) -> None:
+    """Delete a disk that no running VM uses."""
+    await xapi(ctx, id, "VDI.destroy")
