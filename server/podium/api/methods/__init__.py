@@ -18,10 +18,11 @@ from . import (
     user,
     vdi,
     vm,
+    vm_create,
     xo,
 )
 
 __all__ = [
     "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "system", "tag",
-    "task", "token", "user", "vdi", "vm", "xo",
+    "task", "token", "user", "vdi", "vm", "vm_create", "xo",
 ]  # fmt: skip

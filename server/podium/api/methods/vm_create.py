@@ -1,0 +1,169 @@
+"""vm.create: a new VM from a template, with its CPUs, memory, disks, interfaces and install media.
+
+As Xen Orchestra does it: clone (or fully copy) the template, size it, provision the disks its template
+describes onto the chosen SR, add the extra disks asked for on their SRs, replace its interfaces with
+the ones asked for, put the install ISO in a CD drive, and boot it when asked. Should any step fail,
+the half-made VM and the disks made for it are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from ...xapi import XapiClient, XapiError
+from ..context import Context
+from ..errors import InvalidParameters
+from ..registry import Resolve, api
+from .common import created
+
+log = logging.getLogger(__name__)
+
+_VIF = {
+    "type": "object",
+    "properties": {"network": {"type": "string"}, "mac": {"type": "string", "optional": True}},
+}
+_VDI = {
+    "type": "object",
+    "properties": {
+        "size": {"type": "integer", "minimum": 1},
+        "SR": {"type": "string", "optional": True},
+        "name_label": {"type": "string", "optional": True},
+        "name_description": {"type": "string", "optional": True, "minLength": 0},
+    },
+}
+
+
+def _retarget_disks(spec: str, sr_uuid: str) -> str:
+    """The template's provision spec with every disk on ``sr_uuid``."""
+    root = ET.fromstring(spec)
+    for disk in root:
+        disk.set("sr", sr_uuid)
+    return ET.tostring(root, encoding="unicode")
+
+
+def _check(ctx: Context, id_: str, types: tuple[str, ...], action: str, pool: str) -> dict[str, Any]:
+    obj = ctx.object(id_, types, action)
+    if obj["$poolId"] != pool:
+        raise InvalidParameters([{"instancePath": f"/{id_}", "schemaPath": "#/pool", "keyword": "pool", "params": {},
+                                  "message": f"{obj['type']} {id_} is not in the template's pool"}])  # fmt: skip
+    return obj
+
+
+@api(
+    "vm.create",
+    params={
+        "name_label": {"type": "string"},
+        "name_description": {"type": "string", "optional": True, "minLength": 0},
+        "template": {"type": "string"},
+        "clone": {"type": "boolean", "default": True},
+        "CPUs": {"type": "integer", "optional": True, "minimum": 1},
+        "memory": {"type": "integer", "optional": True, "minimum": 16 << 20},
+        "sr": {"type": "string", "optional": True, "description": "where the template's own disks go"},
+        "VDIs": {"type": "array", "items": _VDI, "optional": True},
+        "VIFs": {"type": "array", "items": _VIF, "optional": True},
+        "installation": {"type": "object", "optional": True,
+                         "properties": {"method": {"type": "string", "enum": ["cdrom"]}, "repository": {"type": "string"}}},
+        "bootAfterCreate": {"type": "boolean", "default": False},
+        "tags": {"type": "array", "items": {"type": "string"}, "optional": True},
+    },
+    resolve=(Resolve("template", ("VM-template", "VM-snapshot"), "view"),),
+)  # fmt: skip
+async def create(
+    ctx: Context, name_label: str, template: dict[str, Any], clone: bool = True, **opts: Any
+) -> str:
+    """Create a VM from a template; returns the new VM's id."""
+    pool = template["$poolId"]
+    client = ctx.services.servers.client_of(pool)
+    # Check every object before changing anything.
+    sr = _check(ctx, opts["sr"], ("SR",), "operate", pool) if opts.get("sr") else None
+    disk_srs = [
+        _check(ctx, d["SR"], ("SR",), "operate", pool) if d.get("SR") else sr for d in opts.get("VDIs") or []
+    ]
+    if any(s is None for s in disk_srs) and not (ctx.services.objects.get(pool) or {}).get("default_SR"):
+        raise InvalidParameters([{"instancePath": "/VDIs", "schemaPath": "#/VDIs", "keyword": "SR", "params": {},
+                                  "message": "a disk names no SR and the pool has no default SR: name one"}])  # fmt: skip
+    networks = [_check(ctx, v["network"], ("network",), "operate", pool) for v in opts.get("VIFs") or []]
+    iso = (
+        _check(ctx, opts["installation"]["repository"], ("VDI",), "view", pool)
+        if opts.get("installation")
+        else None
+    )
+
+    ref = await client.call("VM.clone" if clone else "VM.copy", template["_xapiRef"], name_label,
+                            *([] if clone else ["OpaqueRef:NULL"]))  # fmt: skip
+    made: list[str] = []
+    try:
+        await _configure(client, ref, opts, sr, disk_srs, networks, iso, made)
+        vm_id = await created(ctx, template, "VM", ref)
+        if opts.get("bootAfterCreate"):
+            await client.call("VM.start", ref, False, False)
+        return vm_id
+    except BaseException:
+        await _undo(client, ref, made)
+        raise
+
+
+async def _configure(
+    client: XapiClient, ref: str, opts: dict[str, Any], sr: dict[str, Any] | None, disk_srs: list[Any],
+    networks: list[dict[str, Any]], iso: dict[str, Any] | None, made: list[str],
+) -> None:  # fmt: skip
+    if opts.get("name_description") is not None:
+        await client.call("VM.set_name_description", ref, opts["name_description"])
+    if opts.get("tags"):
+        await client.call("VM.set_tags", ref, opts["tags"])
+    if opts.get("CPUs"):
+        await client.call("VM.set_VCPUs_max", ref, max(opts["CPUs"], 1))
+        await client.call("VM.set_VCPUs_at_startup", ref, opts["CPUs"])
+    if opts.get("memory"):
+        m = opts["memory"]
+        await client.call("VM.set_memory_limits", ref, min(m, 16 << 20), m, m, m)
+    other = await client.call("VM.get_other_config", ref)
+    if other.get("disks") and sr is not None:
+        await client.call("VM.remove_from_other_config", ref, "disks")
+        await client.call("VM.add_to_other_config", ref, "disks", _retarget_disks(other["disks"], sr["uuid"]))
+    if await client.call("VM.get_is_a_template", ref):
+        await client.call("VM.provision", ref)  # the template's own disks
+    for spec, disk_sr in zip(opts.get("VDIs") or [], disk_srs, strict=True):
+        sr_ref = disk_sr["_xapiRef"] if disk_sr is not None else "OpaqueRef:NULL"
+        if sr_ref == "OpaqueRef:NULL":
+            pool_ref = (await client.call("pool.get_all"))[0]
+            sr_ref = await client.call("pool.get_default_SR", pool_ref)
+        vdi = await client.call("VDI.create", {
+            "name_label": spec.get("name_label", "disk"), "name_description": spec.get("name_description", ""),
+            "SR": sr_ref, "virtual_size": spec["size"], "type": "user", "sharable": False, "read_only": False,
+            "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})  # fmt: skip
+        made.append(vdi)
+        await client.call("VBD.create", {
+            "VM": ref, "VDI": vdi, "userdevice": "autodetect", "bootable": False, "mode": "RW", "type": "Disk",
+            "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})  # fmt: skip
+    if opts.get("VIFs") is not None:
+        for vif in await client.call("VM.get_VIFs", ref):
+            await client.call("VIF.destroy", vif)
+        for n, (spec, network) in enumerate(zip(opts["VIFs"], networks, strict=True)):
+            await client.call("VIF.create", {
+                "device": str(n), "network": network["_xapiRef"], "VM": ref, "MAC": spec.get("mac", ""),
+                "MTU": network.get("MTU") or 1500, "other_config": {}, "qos_algorithm_type": "",
+                "qos_algorithm_params": {}})  # fmt: skip
+    if iso is not None:
+        await client.call("VBD.create", {
+            "VM": ref, "VDI": iso["_xapiRef"], "userdevice": "autodetect", "bootable": True, "mode": "RO",
+            "type": "CD", "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
+            "qos_algorithm_params": {}})  # fmt: skip
+
+
+async def _undo(client: XapiClient, ref: str, made: list[str]) -> None:
+    """Remove a half-made VM, with the disks provisioned or created for it (not the ISO)."""
+    try:
+        for vbd in await client.call("VM.get_VBDs", ref):
+            if await client.call("VBD.get_type", vbd) == "Disk":
+                vdi = await client.call("VBD.get_VDI", vbd)
+                if vdi not in made:
+                    made.append(vdi)
+        await client.call("VM.destroy", ref)
+        for vdi in made:
+            await client.call("VDI.destroy", vdi)
+    except XapiError as e:
+        log.error("could not remove the half-made VM %s: %s", ref, e.message)
