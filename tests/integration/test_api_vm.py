@@ -87,3 +87,26 @@ async def test_api_vm_methods_change_what_they_say(tmp_path, sim):
             assert len(c["$VBDs"]) == 2
     finally:
         srv.stop()
+
+
+async def test_api_vm_migrate_within_the_pool(tmp_path, sim):
+    srv = start_server(tmp_path / "data")
+    try:
+        async with Api(srv.url) as api:
+            await api.sign_in()
+            await connected(api, sim)
+            vms = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
+            vm = next(v for v in vms.values() if v["name_label"] == "23shared")
+            hosts = await api.call("xo.getAllObjects", {"filter": {"type": "host"}})
+            other = next(h for h in hosts if h != vm["$container"])
+            await api.call("vm.migrate", {"vm": vm["id"], "targetHost": other})
+            moved = await until(api, vm["id"], lambda o: o["$container"] == other)
+            assert moved["power_state"] == "Running"
+            assert vm["id"] in (await obj(api, other))["residentVms"]
+            await api.call("vm.stop", {"id": vm["id"], "force": True})
+            await until(api, vm["id"], lambda o: o["power_state"] == "Halted")
+            with pytest.raises(ApiError) as e:
+                await api.call("vm.migrate", {"vm": vm["id"], "targetHost": vm["$container"]})
+            assert e.value.code == 13  # a halted VM is not migrated: it is started where wanted
+    finally:
+        srv.stop()

@@ -449,3 +449,21 @@ def _drop_suspend_vdi(ctx: Call, ref: str) -> None:
         ctx.db.update("VM", ref, suspend_VDI=NULL_REF)
         if ctx.db.get("VDI", vdi) is not None:
             ctx.db.destroy("VDI", vdi)
+
+
+@handler("VM.pool_migrate")
+async def pool_migrate(ctx: Call, ref: str, host: str, options: dict[str, str]) -> str:
+    """Move a running VM to another host of the pool (live: it keeps running, with a new domain there)."""
+    async with operation(ctx, ref, "pool_migrate") as vm:
+        target = choose_host(ctx, vm, host)
+        ctx.db.update("VM", ref, scheduled_to_be_resident_on=target)
+        await ctx.work()
+        ctx.db.update(
+            "VM",
+            ref,
+            resident_on=target,
+            scheduled_to_be_resident_on=NULL_REF,
+            domid=_next_domid(ctx, target),
+        )
+    add_message(ctx, "VM_MIGRATED", ref)
+    return ""

@@ -257,3 +257,13 @@ async def create_interface(ctx: Context, vm: dict[str, Any], network: dict[str, 
     if vm["power_state"] == "Running":
         await client.call("VIF.plug", ref)
     return await created(ctx, vm, "VIF", ref)
+
+
+@api("vm.migrate", params={"vm": {"type": "string"}, "targetHost": {"type": "string"}},
+     resolve=(Resolve("vm", ("VM",), "administrate"), Resolve("targetHost", ("host",), "administrate")))  # fmt: skip
+async def migrate(ctx: Context, vm: dict[str, Any], targetHost: dict[str, Any]) -> None:
+    """Move a running VM to another host of its pool, live."""
+    if targetHost["$poolId"] != vm["$poolId"]:
+        raise InvalidParameters([{"instancePath": "/targetHost", "schemaPath": "#/targetHost", "keyword": "pool",
+                                  "params": {}, "message": "must be a host of the VM's pool (to another pool: vm.copy)"}])  # fmt: skip
+    await xapi(ctx, vm, "VM.pool_migrate", targetHost["_xapiRef"], {"live": "true"})
