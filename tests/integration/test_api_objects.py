@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from podium.xapi import XapiClient
@@ -70,10 +72,17 @@ async def test_api_objects_namespaces(tmp_path, sim):
             await api.call("tag.remove", {"id": vm["id"], "tag": "db"})
             await until(api, vm["id"], lambda o: "db" not in o["tags"])
 
-            msgs = await api.call("xo.getAllObjects", {"filter": {"type": "message"}})
-            if not msgs:  # the simulator writes VM_STARTED messages; make one
-                await api.call("vm.restart", {"id": vm["id"], "force": True})
-                msgs = await api.call("xo.getAllObjects", {"filter": {"type": "message"}})
+            await api.call(
+                "vm.restart", {"id": vm["id"], "force": True}
+            )  # the pool records a VM_REBOOTED message
+            msgs: dict = {}
+            for _ in range(200):
+                msgs = await api.call(
+                    "xo.getAllObjects", {"filter": {"type": "message", "name": "VM_REBOOTED"}}
+                )
+                if msgs:
+                    break
+                await asyncio.sleep(0.05)
             message = next(iter(msgs))
             await api.call("message.delete", {"id": message})
 

@@ -185,10 +185,11 @@ async def set_(ctx: Context, id: dict[str, Any], **changes: Any) -> None:
         await client.call("VM.set_memory", ref, changes["memory"])
     if "tags" in changes:
         await client.call("VM.set_tags", ref, changes["tags"])
-    if "auto_poweron" in changes:
-        other = dict(id.get("other", {}))
-        other["auto_poweron"] = "true" if changes["auto_poweron"] else "false"
-        await client.call("VM.set_other_config", ref, other)
+    if "auto_poweron" in changes:  # one key changed in place: concurrent changes to other keys are kept
+        await client.call("VM.remove_from_other_config", ref, "auto_poweron")
+        await client.call(
+            "VM.add_to_other_config", ref, "auto_poweron", "true" if changes["auto_poweron"] else "false"
+        )
     if "high_availability" in changes:
         await client.call("VM.set_ha_restart_priority", ref, changes["high_availability"])
 
