@@ -5,6 +5,7 @@ Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from . import __version__
 from .api import methods as _methods  # noqa: F401  (registers the API's methods)
+from .api.audit import Audit
 from .api.context import Services
 from .api.ws import websocket
 from .auth import Acls, Tokens, Users
@@ -57,11 +59,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     servers = ServerManager(db, secrets, objects)
     users = Users(db)
     await users.ensure_admin(settings.data_dir, settings.admin_email, settings.admin_password)
+    audit = Audit(db)
     app["services"] = Services(
-        settings, db, secrets, objects, servers, users, Tokens(db, secrets), Acls(db), __version__
+        settings, db, secrets, objects, servers, users, Tokens(db, secrets), Acls(db), audit, __version__
     )
+    writer = asyncio.get_running_loop().create_task(audit.run(), name="audit writer")
     await servers.start()
     log.info("Podium %s serving on %s:%d", __version__, settings.host, settings.port)
     yield
     await servers.close()
+    writer.cancel()
+    try:
+        await writer
+    except asyncio.CancelledError:
+        pass
     await db.close()

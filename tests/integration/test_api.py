@@ -94,8 +94,16 @@ async def test_api_sign_in_errors_and_permissions(server):
         with pytest.raises(ApiError) as e:
             await api.call("server.getAll")
         assert e.value.code == 2
+    async with Api(server.url) as api:
+        await api.sign_in()
+        records = await api.call("audit.getRecords", {"limit": 50})
+    failed = [r for r in records if r["method"] == "session.signIn" and r["outcome"] == "InvalidCredentials"]
+    assert failed and failed[-1]["params"] == {"email": ADMIN_EMAIL, "password": "* obfuscated *"}
+    assert any(r["method"] == "server.add" and r["outcome"] == "InvalidParameters" for r in records)
+    assert all(r["durationMs"] >= 0 and r["time"] for r in records)
     log = server.log()
     assert "wrong" not in log and ADMIN_PASSWORD not in log and "obfuscated" in log
+    assert "wrong" not in str(records) and ADMIN_PASSWORD not in str(records)
 
 
 async def test_api_servers_objects_and_notifications(server, sim):

@@ -11,6 +11,7 @@ from ..cache import ObjectStore
 from ..config import Settings
 from ..servers import ServerManager
 from ..store import Database, SecretBox, User
+from .audit import Audit
 from .errors import NoSuchObject, Unauthorized
 
 _LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
@@ -28,6 +29,7 @@ class Services:
     users: Users
     tokens: Tokens
     acls: Acls
+    audit: Audit
     version: str
     connections: set[Any] = field(default_factory=set)  # live API connections, to push rights' changes
 

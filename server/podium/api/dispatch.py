@@ -14,7 +14,6 @@ from .params import validate
 from .registry import METHODS, NULL
 
 log = logging.getLogger(__name__)
-audit = logging.getLogger("podium.audit")
 
 _REDACTED = "* obfuscated *"
 
@@ -88,11 +87,11 @@ async def call(ctx: Context, name: str, params: Any) -> Any:
         raise Unknown(str(e) if ctx.is_admin else None) from e
     finally:
         if method is None or method.permission != "none" or name.startswith("session."):
-            audit.info(
-                "%s %s %s %s %.1fms",
-                ctx.user.email if ctx.user else "-",
-                name,
-                redact(params, method.secret_params if method else frozenset()),
-                outcome,
-                (time.monotonic() - begin) * 1000,
+            ctx.services.audit.record(
+                user=ctx.user.email if ctx.user else "",
+                remote=ctx.remote,
+                method=name,
+                params=redact(params, method.secret_params if method else frozenset()),
+                outcome=outcome,
+                duration_ms=(time.monotonic() - begin) * 1000,
             )

@@ -5,7 +5,7 @@ secrets kept encrypted at rest.
 """
 
 from .db import Database
-from .models import Acl, Base, Group, Server, Token, User
+from .models import Acl, AuditRecord, Base, Group, Server, Token, User
 from .secret import SecretBox
 
-__all__ = ["Acl", "Base", "Database", "Group", "SecretBox", "Server", "Token", "User"]
+__all__ = ["Acl", "AuditRecord", "Base", "Database", "Group", "SecretBox", "Server", "Token", "User"]

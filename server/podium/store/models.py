@@ -88,3 +88,18 @@ class Token(Base):
     created: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     expires: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
     last_use: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditRecord(Base):
+    """One API call: who, what (secrets redacted), the outcome and how long it took."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    time: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+    user: Mapped[str] = mapped_column(String(255), default="")
+    remote: Mapped[str] = mapped_column(String(64), default="")
+    method: Mapped[str] = mapped_column(String(128))
+    params: Mapped[object] = mapped_column(JSON, default=dict)
+    outcome: Mapped[str] = mapped_column(String(128))
+    duration_ms: Mapped[float] = mapped_column(default=0.0)

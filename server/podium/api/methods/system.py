@@ -40,3 +40,13 @@ async def get_server_version(ctx: Context) -> str:
 async def get_version(ctx: Context) -> str:
     """The API's version, as xo-server reports it."""
     return "0.1"
+
+
+@api("audit.getRecords", permission="admin",
+     params={"limit": {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000},
+             "before": {"type": "integer", "optional": True}})  # fmt: skip
+async def get_audit_records(
+    ctx: Context, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest audit records: who called what (secrets redacted), the outcome, how long it took."""
+    return await ctx.services.audit.records(limit, before)
