@@ -125,3 +125,16 @@ class Api:
 
     async def sign_in(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> dict[str, Any]:
         return await self.call("session.signIn", {"email": email, "password": password})  # type: ignore[no-any-return]
+
+
+async def connected(api: Api, sim: Any) -> str:
+    """Add the simulator's pool through the API and wait until it is connected; returns the server id."""
+    server_id = await api.call(
+        "server.add", {"host": sim.master().url, "username": sim.user, "password": sim.password}
+    )
+    for _ in range(300):
+        (info,) = [s for s in await api.call("server.getAll") if s["id"] == server_id]
+        if info["status"] == "connected":
+            return str(server_id)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"server never connected: {info}")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.test_api import connected
-from tests.serverproc import Api, start_server
+from tests.serverproc import Api, connected, start_server
 from tests.simproc import start_sim
 
 VMS, CLIENTS, RATE, SECONDS = 1000, 200, 1000, 5.0

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ApiError, start_server
-from ..simproc import Sim
+from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ApiError, connected, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +23,6 @@ def server(tmp_path):
     srv = start_server(tmp_path / "data")
     yield srv
     assert srv.stop() == 0
-
-
-async def connected(api: Api, sim: Sim) -> str:
-    server_id = await api.call(
-        "server.add", {"host": sim.master().url, "username": sim.user, "password": sim.password}
-    )
-    for _ in range(300):
-        (info,) = [s for s in await api.call("server.getAll") if s["id"] == server_id]
-        if info["status"] == "connected":
-            return str(server_id)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"server never connected: {info}")
 
 
 async def test_api_health_and_first_admin_with_a_random_password(tmp_path):

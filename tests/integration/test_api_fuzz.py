@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from podium.api import methods as _methods  # noqa: F401  (registers them)
 from podium.api.registry import METHODS
 
-from ..serverproc import Api, ApiError, start_server
-from .test_api import connected
+from ..serverproc import Api, ApiError, connected, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

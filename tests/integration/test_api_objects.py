@@ -8,8 +8,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..serverproc import Api, ApiError, start_server
-from .test_api import connected
+from ..serverproc import Api, ApiError, connected, start_server
 from .test_api_vm import obj, until
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from ..serverproc import Api, ApiError, start_server
-from .test_api import connected
+from ..serverproc import Api, ApiError, connected, start_server
 
 pytestmark = pytest.mark.integration
 

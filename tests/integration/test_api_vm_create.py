@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..serverproc import Api, ApiError, start_server
-from .test_api import connected
+from ..serverproc import Api, ApiError, connected, start_server
 from .test_api_vm import obj, until
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from typing import Any
 from ..context import Context
 from ..errors import InvalidParameters
 from ..registry import Resolve, api
-from .common import created, xapi
+from .common import created, set_names, xapi
 from .disk import attach
 
 _VM = ("VM",)
@@ -166,10 +166,7 @@ async def set_(ctx: Context, id: dict[str, Any], **changes: Any) -> None:
     """Change a VM's name, description, CPUs, memory, tags, auto power on, HA priority."""
     client = ctx.services.servers.client_of(id["$poolId"])
     ref = id["_xapiRef"]
-    if "name_label" in changes:
-        await client.call("VM.set_name_label", ref, changes["name_label"])
-    if "name_description" in changes:
-        await client.call("VM.set_name_description", ref, changes["name_description"])
+    await set_names(ctx, id, changes.get("name_label"), changes.get("name_description"))
     if "cpusMax" in changes:
         await client.call("VM.set_VCPUs_max", ref, changes["cpusMax"])
     if "CPUs" in changes:
