@@ -107,13 +107,6 @@ class Database:
         """The record of ``ref`` in ``cls``, or None."""
         return self.tables[cls].get(ref)
 
-    def find_ref(self, ref: str) -> tuple[str, dict[str, Any]] | None:
-        """The class and record of any reference."""
-        cls = self.class_of.get(ref)
-        if cls is None:
-            return None
-        return cls, self.tables[cls][ref]
-
     def by_uuid(self, cls: str, uuid: str) -> str | None:
         """The reference of the object of this uuid."""
         return self.uuids[cls].get(uuid)
@@ -275,7 +268,3 @@ class Database:
         self.generation += 1
         self.changes.forget(self.generation)
         self.wake()
-
-    def counts(self, classes: list[str]) -> dict[str, int]:
-        """The number of records of each class (``valid_ref_counts``)."""
-        return {c: len(self.tables[c]) for c in classes}

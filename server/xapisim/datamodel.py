@@ -130,11 +130,6 @@ class Class:
     messages: dict[str, Message]
     enums: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
-    def lname(self) -> str:
-        """The class name as event records and wire errors spell it (lowercase)."""
-        return self.name.lower()
-
 
 def default_value(typ: Type, text: str | None) -> Any:
     """Turn a default written in xenapi.json's notation into a value, or the type's zero value."""

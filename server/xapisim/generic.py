@@ -11,7 +11,7 @@ from typing import Any
 from .datamodel import Class, Message
 from .dispatch import Call, Handler
 from .errors import Failure
-from .records import encoded_record, encoded_records
+from .records import LazyRecord, LazyRecords
 
 
 def record_of(ctx: Call, cls: str, ref: str) -> dict[str, Any]:
@@ -45,14 +45,14 @@ def _build(cls: Class, message: Message) -> Handler:
     if name == "get_all_records":
 
         async def get_all_records(ctx: Call) -> Any:
-            return encoded_records(ctx, c)
+            return LazyRecords(ctx.db, c)
 
         return get_all_records
     if name == "get_record":
 
         async def get_record(ctx: Call, ref: str) -> Any:
             record_of(ctx, c, ref)
-            return encoded_record(ctx, c, ref)
+            return LazyRecord(ctx.db, c, ref)
 
         return get_record
     if name == "get_by_uuid":

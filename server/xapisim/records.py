@@ -16,7 +16,6 @@ from .wire import record_encoder
 
 if TYPE_CHECKING:
     from .database import Database
-    from .dispatch import Call
 
 
 _ENCODERS: dict[tuple[int, str], Any] = {}
@@ -117,13 +116,3 @@ async def warm(db: Database, chunk: int = 200) -> int:
                     await asyncio.sleep(0)
     db.warmed = True
     return done
-
-
-def encoded_record(ctx: Call, cls: str, ref: str) -> LazyRecord:
-    """The record of ``ref`` for a reply."""
-    return LazyRecord(ctx.db, cls, ref)
-
-
-def encoded_records(ctx: Call, cls: str) -> LazyRecords:
-    """All records of ``cls`` for a reply."""
-    return LazyRecords(ctx.db, cls)

@@ -63,11 +63,6 @@ def _relations(dm: DataModel) -> tuple[Relation, ...]:
     return tuple(found)
 
 
-def relations(dm: DataModel) -> tuple[Relation, ...]:
-    """Every one-to-many relation of the model."""
-    return _relations(dm)
-
-
 @cache
 def relations_by_one_side(dm: DataModel) -> dict[str, tuple[Relation, ...]]:
     """Relations keyed by the class that holds the single reference (the side that is written)."""
@@ -75,9 +70,3 @@ def relations_by_one_side(dm: DataModel) -> dict[str, tuple[Relation, ...]]:
     for r in _relations(dm):
         out.setdefault(r.one_cls, []).append(r)
     return {k: tuple(v) for k, v in out.items()}
-
-
-@cache
-def many_side_fields(dm: DataModel) -> frozenset[tuple[str, str]]:
-    """(class, field) pairs that are computed sets: never written directly, only derived."""
-    return frozenset((r.many_cls, r.many_field) for r in _relations(dm))

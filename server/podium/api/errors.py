@@ -21,18 +21,11 @@ class ApiError(PodiumError):
         if e.code == InvalidParameters.code and not data:
             # "name: what is wrong" from a check the schema cannot express: named as a schema error would be.
             prop, sep, why = e.message.partition(": ")
-            path = f"/{prop}" if sep and " " not in prop else ""
-            data = {"errors": [{"instancePath": path, "schemaPath": f"#{path}", "keyword": "value",
-                                "params": {}, "message": why if sep else e.message}]}  # fmt: skip
+            named = sep and " " not in prop
+            data = invalid(prop if named else "", why if named else e.message).data
         err = cls(e.message, data)
         err.code, err.status = e.code, e.status
         return err
-
-
-class NotImplementedYet(ApiError):
-    """XO's notImplemented."""
-
-    code = 0
 
 
 class NoSuchObject(ApiError):
@@ -83,6 +76,21 @@ class InvalidParameters(ApiError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         detail = "; ".join(f"{e['instancePath'] or 'params'} {e['message']}" for e in errors)
         super().__init__(f"invalid parameters: {detail}", {"errors": errors})
+
+
+def invalid(
+    param: str, message: str, keyword: str = "value", params: dict[str, Any] | None = None
+) -> InvalidParameters:
+    """An invalidParameters naming one parameter, for checks beyond what a schema can say."""
+    path = f"/{param}" if param else ""
+    error = {
+        "instancePath": path,
+        "schemaPath": f"#{path}",
+        "keyword": keyword,
+        "params": params or {},
+        "message": message,
+    }
+    return InvalidParameters([error])
 
 
 class VmBadPowerState(ApiError):

@@ -86,10 +86,6 @@ class Reader:
             out.append(str(rec.get("uuid") or ref))
         return out
 
-    def class_of(self, ref: str) -> str | None:
-        """The XAPI class of a reference."""
-        return self._cache.cls_of.get(ref)
-
 
 class PoolCache:
     """Raw records of one pool and the objects made from them, kept in the shared store."""
@@ -114,12 +110,10 @@ class PoolCache:
         self.pool_id = ""
         self.pool_ref = ""
         self._on_status = on_status
-        self.last_status: Status | None = None
 
     # -- Sink ----------------------------------------------------------------------------------
     def status(self, status: Status) -> None:
         """The event loop's connection status."""
-        self.last_status = status
         if self._on_status is not None:
             self._on_status(status)
 

@@ -164,12 +164,6 @@ class XapiClient:
         assert self._transport is not None
         return await self._transport.call(method, [session, *args], timeout)
 
-    async def call_plain(self, method: str, *args: Any, timeout: float | None = None) -> Any:
-        """Call a method that takes no session (``system.listMethods``)."""
-        if self._transport is None:
-            self._transport = self._make_transport(self.endpoint)
-        return await self._transport.call(method, list(args), timeout)
-
     async def close(self) -> None:
         """Log out (best effort) and release the HTTP connections; the client is not used again."""
         self.closed = True

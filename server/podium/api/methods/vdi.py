@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Context
-from ..errors import InvalidParameters
+from ..errors import invalid
 from ..registry import Resolve, api
 from .common import NAMES, set_names, xapi
 
@@ -20,8 +20,7 @@ async def set_(ctx: Context, id: dict[str, Any], name_label: str | None = None, 
     await set_names(ctx, id, name_label, name_description)
     if size is not None and size != id["size"]:
         if size < id["size"]:
-            raise InvalidParameters([{"instancePath": "/size", "schemaPath": "#/size", "keyword": "minimum",
-                                      "params": {"limit": id["size"]}, "message": "a disk cannot shrink"}])  # fmt: skip
+            raise invalid("size", "a disk cannot shrink", "minimum", {"limit": id["size"]})
         await xapi(ctx, id, "VDI.resize", size)
 
 

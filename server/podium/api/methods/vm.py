@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Context
-from ..errors import InvalidParameters
+from ..errors import invalid
 from ..registry import Resolve, api
 from .common import created, set_names, xapi
 from .disk import attach
@@ -91,8 +91,7 @@ async def clone(ctx: Context, id: dict[str, Any], name: str, full_copy: bool = F
 async def copy(ctx: Context, vm: dict[str, Any], sr: dict[str, Any], name: str | None = None) -> str:
     """Copy a VM with its disks into an SR of the same pool; returns the new VM's id."""
     if sr["$poolId"] != vm["$poolId"]:
-        raise InvalidParameters([{"instancePath": "/sr", "schemaPath": "#/sr", "keyword": "pool",
-                                  "params": {}, "message": "must be an SR of the VM's pool (copies between pools: vm.import)"}])  # fmt: skip
+        raise invalid("sr", "must be an SR of the VM's pool (copies between pools: vm.import)", "pool")
     ref = await xapi(ctx, vm, "VM.copy", name or f"{vm['name_label']} (copy)", sr["_xapiRef"])
     return await created(ctx, vm, "VM", ref)
 
@@ -222,8 +221,7 @@ async def eject_cd(ctx: Context, id: dict[str, Any]) -> None:
     """Take the disc out of the VM's CD drive."""
     drive = _cd_drive(ctx, id)
     if drive is None:
-        raise InvalidParameters([{"instancePath": "/id", "schemaPath": "#/id", "keyword": "cd",
-                                  "params": {}, "message": "this VM has no CD drive"}])  # fmt: skip
+        raise invalid("id", "this VM has no CD drive", "cd")
     await xapi(ctx, drive, "VBD.eject")
 
 
@@ -262,6 +260,5 @@ async def create_interface(ctx: Context, vm: dict[str, Any], network: dict[str, 
 async def migrate(ctx: Context, vm: dict[str, Any], targetHost: dict[str, Any]) -> None:
     """Move a running VM to another host of its pool, live."""
     if targetHost["$poolId"] != vm["$poolId"]:
-        raise InvalidParameters([{"instancePath": "/targetHost", "schemaPath": "#/targetHost", "keyword": "pool",
-                                  "params": {}, "message": "must be a host of the VM's pool (to another pool: vm.copy)"}])  # fmt: skip
+        raise invalid("targetHost", "must be a host of the VM's pool (to another pool: vm.copy)", "pool")
     await xapi(ctx, vm, "VM.pool_migrate", targetHost["_xapiRef"], {"live": "true"})

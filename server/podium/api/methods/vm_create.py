@@ -14,7 +14,7 @@ from typing import Any
 
 from ...xapi import XapiClient, XapiError
 from ..context import Context
-from ..errors import InvalidParameters
+from ..errors import invalid
 from ..registry import Resolve, api
 from .common import created
 
@@ -46,8 +46,7 @@ def _retarget_disks(spec: str, sr_uuid: str) -> str:
 def _check(ctx: Context, id_: str, types: tuple[str, ...], action: str, pool: str) -> dict[str, Any]:
     obj = ctx.object(id_, types, action)
     if obj["$poolId"] != pool:
-        raise InvalidParameters([{"instancePath": f"/{id_}", "schemaPath": "#/pool", "keyword": "pool", "params": {},
-                                  "message": f"{obj['type']} {id_} is not in the template's pool"}])  # fmt: skip
+        raise invalid(id_, f"{obj['type']} {id_} is not in the template's pool", "pool")
     return obj
 
 
@@ -82,8 +81,7 @@ async def create(
         _check(ctx, d["SR"], ("SR",), "operate", pool) if d.get("SR") else sr for d in opts.get("VDIs") or []
     ]
     if any(s is None for s in disk_srs) and not (ctx.services.objects.get(pool) or {}).get("default_SR"):
-        raise InvalidParameters([{"instancePath": "/VDIs", "schemaPath": "#/VDIs", "keyword": "SR", "params": {},
-                                  "message": "a disk names no SR and the pool has no default SR: name one"}])  # fmt: skip
+        raise invalid("VDIs", "a disk names no SR and the pool has no default SR: name one", "SR")
     networks = [_check(ctx, v["network"], ("network",), "operate", pool) for v in opts.get("VIFs") or []]
     iso = (
         _check(ctx, opts["installation"]["repository"], ("VDI",), "view", pool)
