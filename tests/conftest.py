@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from .serverproc import Api, connected, start_server
 from .simproc import Sim, start_sim
 
 
@@ -23,3 +24,16 @@ def sim() -> Iterator[Sim]:
     sim = start_sim("--op-seconds", "0.02")
     yield sim
     sim.stop()
+
+
+@pytest.fixture
+async def podium_api(tmp_path, sim: Sim) -> AsyncIterator[Api]:
+    """A Podium server connected to a fresh simulator, and an admin signed in on its API."""
+    srv = start_server(tmp_path / "data")
+    try:
+        async with Api(srv.url) as api:
+            await api.sign_in()
+            await connected(api, sim)
+            yield api
+    finally:
+        srv.stop()
