@@ -13,7 +13,8 @@ SYSTEM_PACKAGES := \
 	python3-venv:'$(PYTHON) -c "import ensurepip, venv"' \
 	nodejs:'command -v node' \
 	npm:'command -v npm' \
-	ca-certificates
+	ca-certificates \
+	xva-img
 
 .PHONY: help setup run test lint format bench clean
 

@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--history", type=int, default=100_000, help="changes kept for event.from before EVENTS_LOST"
     )
+    p.add_argument(
+        "--disk-dir",
+        type=Path,
+        help="where disk contents are kept as sparse files (default: a temporary folder)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every failed call")
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -80,6 +85,7 @@ async def serve(args: argparse.Namespace) -> int:
         op_seconds=args.op_seconds,
         auth_failure_delay=args.auth_failure_delay,
         history=args.history,
+        disk_dir=args.disk_dir,
     )
     for path in args.db or [default_db()]:
         try:

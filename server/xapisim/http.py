@@ -1,4 +1,4 @@
-"""The hosts' HTTP listeners: XML-RPC at ``/`` (and ``/RPC2``, ``/xmlrpc``, ``/json``), JSON-RPC at ``/jsonrpc``.
+"""The hosts' HTTP listeners: XML-RPC at ``/`` (and ``/RPC2``, ``/xmlrpc``, ``/json``), JSON-RPC at ``/jsonrpc``, transfers (:mod:`.transfer`).
 
 One aiohttp application serves every host; each host has its own site on its own loopback address
 and the common port, and a request is answered as the host whose address it reached. Stopping a host
@@ -19,6 +19,7 @@ from . import messages as _messages  # noqa: F401  (registers the handlers)
 from .dispatch import dispatch
 from .errors import Failure
 from .pool import Host, Simulator
+from .transfer import Transfers
 from .wire import (
     WireError,
     json_decode_call,
@@ -62,6 +63,7 @@ class Listeners:
             self.app.router.add_route("POST", path, self._xmlrpc)
         self.app.router.add_route("OPTIONS", "/{tail:.*}", self._options)
         self.app.router.add_route("GET", "/", self._index)
+        Transfers(self).add_routes(self.app)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self.state: dict[str, HostState] = {}
 

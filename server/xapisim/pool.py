@@ -18,6 +18,7 @@ from typing import Any
 from .database import Database
 from .datamodel import DataModel, load_datamodel
 from .dbdump import load_dump
+from .disks import Disks
 from .errors import Failure
 from .values import NULL_REF, new_ref, now
 
@@ -119,6 +120,7 @@ class Simulator:
         op_seconds: float = 0.05,
         auth_failure_delay: float = 5.0,
         history: int = 100_000,
+        disk_dir: Path | None = None,
     ) -> None:
         self.dm = dm or load_datamodel()
         self.user = user
@@ -127,6 +129,7 @@ class Simulator:
         self.op_seconds = op_seconds
         self.auth_failure_delay = auth_failure_delay
         self.history = history
+        self.disks = Disks(disk_dir)
         self.pools: list[Pool] = []
         self.no_session_methods = {"session.login_with_password", "session.slave_local_login_with_password"}
         self._methods: list[str] | None = None

@@ -63,7 +63,17 @@ def copy_vdi(ctx: Call, vdi: str, mode: str, sr: str | None = None) -> str:
         fields.update(is_a_snapshot=True, snapshot_of=vdi, snapshot_time=now())
     else:
         fields.update(is_a_snapshot=False, snapshot_of=NULL_REF)
-    return create_vdi(ctx, fields)
+    new = create_vdi(ctx, fields)
+    ctx.sim.disks.copy(src["uuid"], ctx.db.records("VDI")[new]["uuid"])
+    return new
+
+
+def destroy_vdi(ctx: Call, vdi: str) -> None:
+    """Remove a VDI record and its content."""
+    rec = ctx.db.records("VDI")[vdi]
+    ctx.db.destroy("VDI", vdi)
+    ctx.sim.disks.remove(rec["uuid"])
+    account_sr(ctx.db, rec["SR"])
 
 
 @handler("VDI.create")
@@ -86,8 +96,7 @@ async def vdi_destroy(ctx: Call, vdi: str) -> str:
     for vbd in list(rec["VBDs"]):
         if ctx.db.get("VBD", vbd) is not None:
             ctx.db.destroy("VBD", vbd)
-    ctx.db.destroy("VDI", vdi)
-    account_sr(ctx.db, rec["SR"])
+    destroy_vdi(ctx, vdi)
     return ""
 
 
@@ -120,6 +129,7 @@ async def vdi_resize(ctx: Call, vdi: str, size: int) -> str:
     if size < int(rec["virtual_size"]):
         raise Failure("VDI_TOO_SMALL", vdi, size)
     ctx.db.update("VDI", vdi, virtual_size=size)
+    ctx.sim.disks.resize(rec["uuid"], size)
     account_sr(ctx.db, rec["SR"])
     return ""
 

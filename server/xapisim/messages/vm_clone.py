@@ -15,7 +15,7 @@ from ..dispatch import Call, handler
 from ..errors import Failure
 from ..generic import generic_handler, record_of
 from ..values import NULL_REF, XDateTime, new_uuid, now
-from .storage import copy_vdi, create_vdi, random_mac
+from .storage import copy_vdi, create_vdi, destroy_vdi, random_mac
 from .vm import add_message, operation, set_halted, update_allowed_operations, vm_of
 
 # VM fields a copy never takes from its source: identity, runtime state, and one-to-many sets.
@@ -139,7 +139,7 @@ def _destroy_vm_and_disks(ctx: Call, ref: str) -> None:
         if rec["type"] == "Disk" and db.get("VDI", rec["VDI"]) is not None:
             db.destroy("VBD", vbd)
             if not db.records("VDI")[rec["VDI"]]["VBDs"]:
-                db.destroy("VDI", rec["VDI"])
+                destroy_vdi(ctx, rec["VDI"])
         else:
             db.destroy("VBD", vbd)
     destroy_vm_record(ctx, ref)
@@ -282,7 +282,7 @@ async def revert(ctx: Call, snap: str) -> str:
                 and ctx.db.get("VDI", rec["VDI"])
                 and not ctx.db.records("VDI")[rec["VDI"]]["VBDs"]
             ):
-                ctx.db.destroy("VDI", rec["VDI"])
+                destroy_vdi(ctx, rec["VDI"])
         for vif in list(target["VIFs"]):
             ctx.db.destroy("VIF", vif)
         keep = {"uuid", "name_label", "name_description", "tags", "is_a_snapshot", "is_a_template", "snapshot_of",

@@ -1,0 +1,350 @@
+"""The simulator's HTTP transfers as XAPI serves them: /export, /import, /export_raw_vdi, /import_raw_vdi."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import io
+import os
+import socket
+import tarfile
+import time
+import urllib.parse
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+import pytest
+import xxhash
+import zstandard
+
+from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
+
+pytestmark = pytest.mark.integration
+
+REAL_XVA = Path(__file__).resolve().parents[3] / "shared" / "data" / "xva" / "vmexport.xva"
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def two_pools():
+    sim = start_sim("--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml"), "--op-seconds", "0")
+    yield sim
+    sim.stop()
+
+
+def storage(url: str, s: str) -> str:
+    """A pool's first SR that holds disks."""
+    return next(
+        r for r, v in sorted(jsonrpc(url, "SR.get_all_records", s).items()) if v["content_type"] != "iso" and v["type"] != "udev"
+    )  # fmt: skip
+
+
+def login(sim: Sim, pool: int = 0) -> tuple[str, str]:
+    url = sim.master(pool).url
+    return url, jsonrpc(url, "session.login_with_password", sim.user, sim.password, "2.0", "t")
+
+
+def request(url: str, method: str, path: str, query: dict[str, str], body: Any = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    conn.request(method, f"{path}?{urllib.parse.urlencode(query)}", body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def guest_with_disk(url: str, s: str, size: int = 5 * MiB + 1234) -> tuple[str, str, dict[str, Any]]:
+    """A new halted guest, cloned from a real one, with an added empty disk of ``size`` bytes.
+
+    Returns (VM ref, the new VDI's ref, its record).
+    """
+    vms = jsonrpc(url, "VM.get_all_records", s)
+    ref, vm = next(
+        (r, v) for r, v in sorted(vms.items(), key=lambda kv: kv[1]["name_label"])
+        if not v["is_a_template"] and not v["is_control_domain"] and v["VBDs"]
+    )  # fmt: skip
+    if vm["power_state"] == "Running":
+        jsonrpc(url, "VM.hard_shutdown", s, ref)
+    clone = jsonrpc(url, "VM.clone", s, ref, f"transfer {time.monotonic()}")
+    sr = storage(url, s)
+    vdi = jsonrpc(url, "VDI.create", s, {
+        "name_label": "data", "name_description": "", "SR": sr, "virtual_size": str(size), "type": "user",
+        "sharable": False, "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": [],
+    })  # fmt: skip
+    jsonrpc(url, "VBD.create", s, {
+        "VM": clone, "VDI": vdi, "userdevice": "5", "bootable": False, "mode": "RW", "type": "Disk",
+        "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {},
+    })  # fmt: skip
+    return clone, vdi, jsonrpc(url, "VDI.get_record", s, vdi)
+
+
+def wait_task(url: str, s: str, task: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rec = jsonrpc(url, "task.get_record", s, task)
+        if rec["status"] != "pending":
+            return rec
+        time.sleep(0.02)
+    raise AssertionError("task still pending")
+
+
+def pattern(size: int, seed: int = 1) -> bytes:
+    """Data with a hole in the middle: random-ish first and last MiB, zeros between."""
+    head = hashlib.shake_256(f"head{seed}".encode()).digest(MiB + 12345)
+    tail = hashlib.shake_256(f"tail{seed}".encode()).digest(MiB // 2)
+    return head + bytes(size - len(head) - len(tail)) + tail
+
+
+def put_raw(url: str, s: str, vdi: str, data: bytes) -> dict[str, Any]:
+    task = jsonrpc(url, "task.create", s, "upload", "")
+    status, _ = request(url, "PUT", "/import_raw_vdi", {"session_id": s, "vdi": vdi, "task_id": task}, data)
+    assert status == 200
+    return wait_task(url, s, task)
+
+
+def get_raw(url: str, s: str, vdi: str) -> bytes:
+    status, data = request(url, "GET", "/export_raw_vdi", {"session_id": s, "vdi": vdi, "format": "raw"})
+    assert status == 200
+    return data
+
+
+def members(xva: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(xva), mode="r|") as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+
+
+def ova_of(xva: bytes) -> dict[str, Any]:
+    name, data = members(xva)[0]
+    assert name == "ova.xml"
+    return xmlrpc.client.loads(
+        b"<methodResponse><params><param>" + data + b"</param></params></methodResponse>"
+    )[0][0]
+
+
+@pytest.fixture(scope="module")
+def written(two_pools):
+    """A halted VM of pool 0 whose disk holds known data: (url, session, vm, vdi, data)."""
+    url, s = login(two_pools)
+    vm, vdi, rec = guest_with_disk(url, s)
+    data = pattern(int(rec["virtual_size"]))
+    assert put_raw(url, s, vdi, data)["status"] == "success"
+    return url, s, vm, vdi, data
+
+
+def test_raw_vdi_round_trip_keeps_every_byte(written):
+    url, s, _vm, vdi, data = written
+    assert get_raw(url, s, vdi) == data
+
+
+def test_export_writes_ova_xml_then_sparse_checksummed_chunks(written):
+    url, s, vm, vdi, data = written
+    task = jsonrpc(url, "task.create", s, "export", "")
+    status, xva = request(url, "GET", "/export", {"session_id": s, "ref": vm, "task_id": task})
+    assert status == 200
+    assert wait_task(url, s, task)["status"] == "success"
+    items = members(xva)
+    ova = ova_of(xva)
+    assert ova["version"]["export_vsn"] == "2"
+    classes = [o["class"] for o in ova["objects"]]
+    assert classes[0] == "VM" and "VDI" in classes and "VBD" in classes
+    disk = next(o for o in ova["objects"] if o["class"] == "VDI" and o["snapshot"]["uuid"] ==
+                jsonrpc(url, "VDI.get_uuid", s, vdi))  # fmt: skip
+    chunks = [(n, d) for n, d in items[1:] if n.startswith(disk["id"] + "/")]
+    names = [n for n, _ in chunks if not n.endswith(".xxhash")]
+    last = (len(data) - 1) // MiB
+    with_data = [i for i in range(last + 1) if data[i * MiB : (i + 1) * MiB].strip(b"\0") or i in (0, last)]
+    assert with_data == [0, 1, 4, 5]
+    assert names == [f"{disk['id']}/{i:08d}" for i in with_data]  # only data, first and last
+    for (name, chunk), (sum_name, digest) in zip(chunks[::2], chunks[1::2], strict=True):
+        assert sum_name == name + ".xxhash"
+        assert digest.decode() == xxhash.xxh64(chunk).hexdigest().upper()  # xapi writes %016LX
+        number = int(name.rsplit("/", 1)[1])
+        assert chunk == data[number * MiB : number * MiB + len(chunk)]
+
+
+@pytest.mark.parametrize(("value", "decompress"), [("true", gzip.decompress), ("zstd", None)])
+def test_export_compressed_is_the_same_stream(written, value, decompress):
+    url, s, vm, _vdi, _data = written
+    _, plain = request(url, "GET", "/export", {"session_id": s, "ref": vm})
+    status, packed = request(url, "GET", "/export", {"session_id": s, "ref": vm, "use_compression": value})
+    assert status == 200
+    if decompress is None:
+        out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed)).read()
+    else:
+        out = decompress(packed)
+    assert len(packed) < len(plain)
+    # the same members; ova.xml differs only by the export's own entry in current_operations
+    assert [n for n, _ in members(out)] == [n for n, _ in members(plain)]
+    assert members(out)[1:] == members(plain)[1:]
+
+
+def test_import_into_another_pool_keeps_disks_byte_for_byte(two_pools, written):
+    url, s, vm, _vdi, data = written
+    _, xva = request(url, "GET", "/export", {"session_id": s, "ref": vm, "use_compression": "zstd"})
+    url2, s2 = login(two_pools, 1)
+    task = jsonrpc(url2, "task.create", s2, "import", "")
+    status, _ = request(
+        url2, "PUT", "/import", {"session_id": s2, "task_id": task, "sr_id": storage(url2, s2)}, xva
+    )
+    assert status == 200
+    rec = wait_task(url2, s2, task)
+    assert rec["status"] == "success", rec["error_info"]
+    (new_vm,) = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0]  # fmt: skip
+    vm_rec = jsonrpc(url2, "VM.get_record", s2, new_vm)
+    assert vm_rec["name_label"] == jsonrpc(url, "VM.get_name_label", s, vm)
+    assert vm_rec["power_state"] == "Halted"
+    disks = [jsonrpc(url2, "VBD.get_record", s2, v) for v in vm_rec["VBDs"]]
+    vdis = [d["VDI"] for d in disks if d["type"] == "Disk" and d["VDI"] != "OpaqueRef:NULL"]
+    contents = [get_raw(url2, s2, v) for v in vdis]
+    assert data in contents
+
+
+def test_import_of_the_real_xenserver_xva(two_pools):
+    url, s = login(two_pools, 1)
+    xva = REAL_XVA.read_bytes()
+    task = jsonrpc(url, "task.create", s, "import", "")
+    status, _ = request(
+        url, "PUT", "/import", {"session_id": s, "task_id": task, "sr_id": storage(url, s)}, xva
+    )
+    assert status == 200
+    rec = wait_task(url, s, task)
+    assert rec["status"] == "success", rec["error_info"]
+    vm = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0][0]  # fmt: skip
+    assert jsonrpc(url, "VM.get_name_label", s, vm) == "VM export"
+    vdi = next(
+        v["VDI"] for v in (jsonrpc(url, "VBD.get_record", s, b) for b in jsonrpc(url, "VM.get_VBDs", s, vm))
+        if v["VDI"] != "OpaqueRef:NULL"
+    )  # fmt: skip
+    expected = b"".join(d for n, d in members(xva) if n.startswith("Ref:20/") and not n.endswith(".checksum"))
+    assert get_raw(url, s, vdi) == expected
+
+
+def count(url: str, s: str, cls: str) -> int:
+    return len(jsonrpc(url, f"{cls}.get_all", s))
+
+
+def corrupt(xva: bytes, at: int) -> bytes:
+    return xva[:at] + bytes([xva[at] ^ 0xFF]) + xva[at + 1 :]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_bad_import_fails_the_task_and_leaves_nothing(two_pools, written, damage):
+    url, s, vm, _vdi, _data = written
+    _, xva = request(url, "GET", "/export", {"session_id": s, "ref": vm})
+    chunk_at = xva.index(b"\x00" * 0, 2048)  # past ova.xml's header
+    bad = {
+        "flip": corrupt(xva, len(xva) - 3 * MiB // 2),
+        "truncate": xva[: len(xva) // 2],
+        "garbage": os.urandom(4096),
+    }[damage]
+    assert chunk_at >= 0
+    url2, s2 = login(two_pools, 1)
+    before = {cls: count(url2, s2, cls) for cls in ("VM", "VDI", "VBD", "VIF")}
+    task = jsonrpc(url2, "task.create", s2, "import", "")
+    status, _ = request(
+        url2, "PUT", "/import", {"session_id": s2, "task_id": task, "sr_id": storage(url2, s2)}, bad
+    )
+    assert status == 200  # as xapi: the answer comes before the body is read; the task tells
+    rec = wait_task(url2, s2, task)
+    assert rec["status"] == "failure"
+    assert rec["error_info"][0] == {"flip": "IMPORT_ERROR", "truncate": "IMPORT_ERROR_PREMATURE_EOF",
+                                    "garbage": "IMPORT_ERROR"}[damage]  # fmt: skip
+    assert {cls: count(url2, s2, cls) for cls in before} == before
+
+
+def test_chunked_upload_is_refused(two_pools):
+    url, s = login(two_pools, 1)
+
+    def body():
+        yield b"x" * 1024
+
+    task = jsonrpc(url, "task.create", s, "import", "")
+    query = {"session_id": s, "task_id": task}
+    status, _ = request(url, "PUT", "/import", query, body())  # http.client sends a generator chunked
+    assert status == 403
+    assert wait_task(url, s, task)["error_info"] == ["IMPORT_ERROR_CANNOT_HANDLE_CHUNKED"]
+
+
+def test_bad_session_gets_401(two_pools, written):
+    url, _s, vm, _vdi, _data = written
+    status, _ = request(url, "GET", "/export", {"session_id": "OpaqueRef:nope", "ref": vm})
+    assert status == 401
+    status, _ = request(url, "PUT", "/import", {"session_id": "OpaqueRef:nope"}, b"x" * 512)
+    assert status == 401
+
+
+def test_export_of_a_running_vm_is_refused(two_pools):
+    url, s = login(two_pools)
+    vms = jsonrpc(url, "VM.get_all_records", s)
+    running = next(r for r, v in vms.items() if v["power_state"] == "Running" and not v["is_control_domain"])
+    task = jsonrpc(url, "task.create", s, "export", "")
+    status, _ = request(url, "GET", "/export", {"session_id": s, "ref": running, "task_id": task})
+    assert status == 500
+    assert wait_task(url, s, task)["error_info"][0] == "VM_BAD_POWER_STATE"
+
+
+def test_export_cut_by_the_client_fails_the_task_and_frees_the_vm(two_pools):
+    url, s = login(two_pools)
+    vm, vdi, _rec = guest_with_disk(url, s, 64 * MiB)
+    # fill the disk so the export is long enough to be cut
+    assert put_raw(url, s, vdi, hashlib.shake_256(b"x").digest(64 * MiB))["status"] == "success"
+    task = jsonrpc(url, "task.create", s, "export", "")
+    u = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    q = urllib.parse.urlencode({"session_id": s, "ref": vm, "task_id": task})
+    sock.sendall(f"GET /export?{q} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert b"200" in sock.recv(4096)
+    sock.close()
+    rec = wait_task(url, s, task)
+    assert rec["status"] == "failure"
+    deadline = time.monotonic() + 10
+    while jsonrpc(url, "VM.get_current_operations", s, vm) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert jsonrpc(url, "VM.get_current_operations", s, vm) == {}
+
+
+def tar_of(items: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in items:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_import_follows_xapis_gap_rule_with_keepalive_chunks(two_pools, written):
+    """An empty keep-alive chunk takes a number and no room: the next chunk lands where it stood."""
+    url, s, vm, vdi, data = written
+    _, xva = request(url, "GET", "/export", {"session_id": s, "ref": vm})
+    items = members(xva)
+    ova = ova_of(xva)
+    uuid = jsonrpc(url, "VDI.get_uuid", s, vdi)
+    disk = next(o["id"] for o in ova["objects"] if o["class"] == "VDI" and o["snapshot"]["uuid"] == uuid)
+    size = len(data)
+    a, b, c = (hashlib.shake_256(x).digest(MiB) for x in (b"a", b"b", b"c"))
+    c += b"z" * (size - 4 * MiB - MiB)
+    mine = []
+    for number, chunk in ((0, a), (2, b""), (3, b), (5, c)):
+        name = f"{disk}/{number:08d}"
+        mine += [(name, chunk), (name + ".xxhash", xxhash.xxh64(chunk).hexdigest().upper().encode())]
+    others = [(n, d) for n, d in items[1:] if not n.startswith(disk + "/")]
+    stream = tar_of([items[0], *mine, *others])
+    url2, s2 = login(two_pools, 1)
+    task = jsonrpc(url2, "task.create", s2, "import", "")
+    status, _ = request(
+        url2, "PUT", "/import", {"session_id": s2, "task_id": task, "sr_id": storage(url2, s2)}, stream
+    )
+    assert status == 200
+    rec = wait_task(url2, s2, task)
+    assert rec["status"] == "success", rec["error_info"]
+    new_vm = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0][0]  # fmt: skip
+    vbds = [jsonrpc(url2, "VBD.get_record", s2, v) for v in jsonrpc(url2, "VM.get_VBDs", s2, new_vm)]
+    new_vdi = next(v["VDI"] for v in vbds if v["userdevice"] == "5")
+    got = get_raw(url2, s2, new_vdi)
+    assert got == a + bytes(MiB) + b + bytes(MiB) + c  # not b at 3 MiB, as number x 1 MiB would put it
