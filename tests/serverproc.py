@@ -127,10 +127,10 @@ class Api:
         return await self.call("session.signIn", {"email": email, "password": password})  # type: ignore[no-any-return]
 
 
-async def connected(api: Api, sim: Any) -> str:
-    """Add the simulator's pool through the API and wait until it is connected; returns the server id."""
+async def connected(api: Api, sim: Any, pool: int = 0) -> str:
+    """Add one of the simulator's pools through the API and wait until it is connected; returns the server id."""
     server_id = await api.call(
-        "server.add", {"host": sim.master().url, "username": sim.user, "password": sim.password}
+        "server.add", {"host": sim.master(pool).url, "username": sim.user, "password": sim.password}
     )
     for _ in range(300):
         (info,) = [s for s in await api.call("server.getAll") if s["id"] == server_id]

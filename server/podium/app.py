@@ -1,6 +1,7 @@
 """The Podium server: one aiohttp application, its parts started and stopped with it.
 
-Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket.
+Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket, ``/api/transfers/…`` the
+one-shot downloads and uploads that methods answer with ``$getFrom`` / ``$sendTo``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def transfer(request: web.Request) -> web.StreamResponse:
+    """A download or upload a method registered (see :mod:`.api.transfer`)."""
+    services: Services = request.app["services"]
+    return await services.transfers.serve(request)
+
+
 def make_app(settings: Settings) -> web.Application:
     """The application; its parts start with it and stop with it."""
     app = web.Application(client_max_size=16 << 20)
@@ -45,6 +52,8 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/", websocket)
+    for path in ("/api/transfers/{token}", "/api/transfers/{token}/{name}"):
+        app.router.add_route("*", path, transfer)
     return app
 
 

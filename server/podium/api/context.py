@@ -13,6 +13,7 @@ from ..servers import ServerManager
 from ..store import Database, SecretBox, User
 from .audit import Audit
 from .errors import NoSuchObject, Unauthorized
+from .transfer import Transfers
 
 _LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
 
@@ -32,6 +33,7 @@ class Services:
     audit: Audit
     version: str
     connections: set[Any] = field(default_factory=set)  # live API connections, to push rights' changes
+    transfers: Transfers = field(default_factory=Transfers)  # pending $getFrom / $sendTo endpoints
 
     async def rights_changed(self) -> None:
         """Users' rights changed: every connection reloads them and sees objects enter or exit at once."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import ReadOnly, XapiError, XapiFailure
+from .errors import ReadOnly, Unreachable, XapiError, XapiFailure
 from .transport import Endpoint, Transport, ssl_option
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,49 @@ class XapiClient:
         session = await self.connect(stale=session)
         assert self._transport is not None
         return await self._transport.call(method, [session, *args], timeout)
+
+    async def http_request(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        *,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        """An HTTP request to the master with the session (XAPI's transfers); the caller closes the response.
+
+        A 302 to another host of the pool (where the disks are) is followed, as xapi asks; the connection
+        has no overall time limit, only one for connecting and one for silence.
+        """
+        if self.session is None or self._transport is None:
+            await self.connect()
+        assert self._transport is not None and self._http is not None
+        url = self.master.url + path
+        params = {**query, "session_id": self.session or ""}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=600)
+        ssl_opt = self._transport.ssl if self._transport.ssl is not None else True
+        relogged = False
+        for _ in range(4):
+            try:
+                response = await self._http.request(
+                    method, url, params=params, data=data, headers=headers, ssl=ssl_opt,
+                    timeout=timeout, allow_redirects=False,
+                )  # fmt: skip
+            except (aiohttp.ClientConnectionError, OSError) as e:
+                raise Unreachable(f"cannot reach {self.master}: {e}") from e
+            if response.status == 401 and data is None and not relogged:
+                response.close()  # the session expired: log in again once, as calls do
+                relogged = True
+                params["session_id"] = await self.connect(stale=params["session_id"])
+                continue
+            if response.status != 302 or "Location" not in response.headers:
+                return response
+            location = response.headers["Location"]
+            response.close()
+            url = location.split("?", 1)[0]
+            log.info("%s %s is served by %s", method, path, url)
+        raise XapiError(f"{path}: too many redirects")
 
     async def close(self) -> None:
         """Log out (best effort) and release the HTTP connections; the client is not used again."""

@@ -19,10 +19,11 @@ from . import (
     vdi,
     vm,
     vm_create,
+    vm_transfer,
     xo,
 )
 
 __all__ = [
     "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "system", "tag",
-    "task", "token", "user", "vdi", "vm", "vm_create", "xo",
+    "task", "token", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
 ]  # fmt: skip

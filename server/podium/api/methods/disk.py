@@ -1,11 +1,17 @@
-"""disk.*: new disks, attached to a VM when one is named."""
+"""disk.*: new disks (attached to a VM when one is named), and their content downloaded or uploaded raw."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
+from ...xapi import XapiError
+from ...xapi.stream import download, upload
 from ..context import Context
+from ..errors import ApiError, invalid
 from ..registry import Resolve, api
+from ..transfer import error_response, relay_download, request_body
 from .common import created
 
 
@@ -38,3 +44,67 @@ async def create(ctx: Context, name: str, size: int, sr: dict[str, Any], vm: dic
     if vm is not None:
         await attach(ctx, vm, ref, bootable, mode, position)
     return await created(ctx, sr, "VDI", ref)
+
+
+_DISKS = ("VDI", "VDI-snapshot")
+_FORMAT = {"type": "string", "enum": ["raw"], "default": "raw"}
+
+
+@api("disk.exportContent", params={"id": {"type": "string"}, "format": _FORMAT},
+     resolve=(Resolve("id", _DISKS, "administrate"),))  # fmt: skip
+async def export_content(ctx: Context, id: dict[str, Any], format: str = "raw") -> dict[str, str]:
+    """Download a disk's content as a raw image; answers ``$getFrom``."""
+    client = ctx.services.servers.client_of(id["$poolId"])
+    name = f"{id.get('name_label') or id['id']}.raw".replace("/", "_")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            query = {"vdi": id["_xapiRef"], "format": "raw"}
+            dl = await download(client, "/export_raw_vdi", query, f"Export {name}")
+        except XapiError as e:
+            return error_response(e)
+        return await relay_download(request, dl, name)
+
+    path = ctx.services.transfers.register(
+        handler,
+        upload=False,
+        what=f"disk.exportContent {id['id']}",
+        user=ctx.user.email if ctx.user else "",
+        name=name,
+    )
+    return {"$getFrom": path}
+
+
+@api("disk.importContent", params={"id": {"type": "string"}, "format": _FORMAT},
+     resolve=(Resolve("id", ("VDI",), "administrate"),))  # fmt: skip
+async def import_content(ctx: Context, id: dict[str, Any], format: str = "raw") -> dict[str, str]:
+    """Overwrite a disk from its start with a raw image (no larger than the disk); answers ``$sendTo``."""
+    client = ctx.services.servers.client_of(id["$poolId"])
+    size = int(id["size"])
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        length = request.content_length
+        if length is None:
+            return error_response(ApiError("send the image with a Content-Length: the pool needs its size"))
+        if length > size:
+            return error_response(
+                invalid("body", f"the image is {length} bytes, the disk only {size}", "size")
+            )
+        try:
+            body = request_body(request)
+            await upload(
+                client,
+                "/import_raw_vdi",
+                {"vdi": id["_xapiRef"], "format": "raw"},
+                body,
+                length,
+                "Import disk",
+            )
+        except XapiError as e:
+            return error_response(e)
+        return web.json_response({"jsonrpc": "2.0", "id": 0, "result": True})
+
+    path = ctx.services.transfers.register(
+        handler, upload=True, what=f"disk.importContent {id['id']}", user=ctx.user.email if ctx.user else ""
+    )
+    return {"$sendTo": path}

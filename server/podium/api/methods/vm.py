@@ -14,6 +14,7 @@ from ..errors import invalid
 from ..registry import Resolve, api
 from .common import created, set_names, xapi
 from .disk import attach
+from .vm_transfer import copy_between_pools
 
 _VM = ("VM",)
 _OPERATE = (Resolve("id", _VM, "operate"),)
@@ -86,13 +87,25 @@ async def clone(ctx: Context, id: dict[str, Any], name: str, full_copy: bool = F
     return await created(ctx, id, "VM", ref)
 
 
-@api("vm.copy", params={"vm": {"type": "string"}, "sr": {"type": "string"}, "name": {"type": "string", "optional": True}},
+@api("vm.copy", params={"vm": {"type": "string"}, "sr": {"type": "string"}, "name": {"type": "string", "optional": True},
+                        "compress": {"type": ["boolean", "string"], "optional": True}},
      resolve=(Resolve("vm", ("VM", "VM-snapshot", "VM-template"), "administrate"), Resolve("sr", ("SR",), "operate")))  # fmt: skip
-async def copy(ctx: Context, vm: dict[str, Any], sr: dict[str, Any], name: str | None = None) -> str:
-    """Copy a VM with its disks into an SR of the same pool; returns the new VM's id."""
+async def copy(
+    ctx: Context,
+    vm: dict[str, Any],
+    sr: dict[str, Any],
+    name: str | None = None,
+    compress: bool | str | None = None,
+) -> str:
+    """Copy a VM with its disks into an SR, of its own pool or another one; returns the new VM's id.
+
+    Between pools the source's export streams into the target's import through the server, with nothing
+    written on the server's disk (``compress`` compresses that stream: true or gzip, or zstd).
+    """
+    name = name or f"{vm['name_label']} (copy)"
     if sr["$poolId"] != vm["$poolId"]:
-        raise invalid("sr", "must be an SR of the VM's pool (copies between pools: vm.import)", "pool")
-    ref = await xapi(ctx, vm, "VM.copy", name or f"{vm['name_label']} (copy)", sr["_xapiRef"])
+        return await copy_between_pools(ctx, vm, sr, name, compress)
+    ref = await xapi(ctx, vm, "VM.copy", name, sr["_xapiRef"])
     return await created(ctx, vm, "VM", ref)
 
 

@@ -1,0 +1,184 @@
+"""XAPI's HTTP transfers from the client side: ``GET /export`` and friends, ``PUT /import`` and friends.
+
+Each transfer runs under a task the client creates (``task.create``) and passes as ``task_id``, so the
+pool reports progress and the outcome on it, and anyone may cancel it; the task is destroyed when the
+transfer is over. Downloads are read as the consumer asks (aiohttp pauses the socket when its small
+buffer is full), so a disk of any size crosses with bounded memory. Uploads send ``Content-Length`` when
+the size is known; otherwise, as Xen Orchestra does, a length of 1 PiB: xapi does not read chunked bodies
+and stops reading once every disk arrived, and the task says how it went.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from .client import XapiClient
+from .errors import ProtocolError, Unreachable, XapiError, XapiFailure
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_LENGTH = 1 << 50  # xapi wants a length; it stops reading when the stream's content ends
+_CHUNK = 1 << 20
+
+
+@dataclass
+class Transfer:
+    """One transfer's task on its pool."""
+
+    client: XapiClient
+    task: str
+
+    async def result(self, timeout: float = 3600.0, poll: float = 0.05) -> str:
+        """Wait for the task to end; its result (XML text), or its failure raised as :class:`XapiFailure`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            record = await self.client.call("task.get_record", self.task)
+            status = record["status"]
+            if status == "success":
+                return str(record["result"])
+            if status in ("failure", "cancelled"):
+                info = [str(x) for x in record["error_info"]] or [
+                    "TASK_CANCELLED" if status == "cancelled" else "UNKNOWN"
+                ]
+                raise XapiFailure(info[0], info[1:], str(record.get("name_label", "")))
+            if loop.time() > deadline:
+                raise XapiError(
+                    f"the pool's task {record.get('name_label', '')} did not end within {timeout:.0f} s"
+                )
+            await asyncio.sleep(poll)
+            poll = min(poll * 1.5, 0.5)
+
+    async def cancel(self) -> None:
+        """Ask the pool to stop (best effort)."""
+        try:
+            await self.client.call("task.cancel", self.task)
+        except XapiError:
+            pass
+
+    async def destroy(self) -> None:
+        """Forget the task on the pool (best effort)."""
+        try:
+            await self.client.call("task.destroy", self.task)
+        except XapiError:
+            pass
+
+
+async def start(client: XapiClient, label: str) -> Transfer:
+    """A new task for a transfer."""
+    return Transfer(client, str(await client.call("task.create", label, "Podium transfer")))
+
+
+@dataclass
+class Download:
+    """An open download from a pool: its body as chunks, and its task."""
+
+    transfer: Transfer
+    response: aiohttp.ClientResponse
+
+    @property
+    def length(self) -> int | None:
+        """The body's length when the pool said it (raw disks), else None (XVAs)."""
+        return self.response.content_length
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; a cut connection raises :class:`Unreachable`."""
+        try:
+            async for data in self.response.content.iter_chunked(_CHUNK):
+                yield data
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as e:
+            raise Unreachable(f"the download from {self.transfer.client.master} was cut: {e}") from e
+
+    async def close(self) -> None:
+        """Release the connection."""
+        self.response.close()
+
+
+async def download(client: XapiClient, path: str, query: dict[str, str], label: str) -> Download:
+    """Open ``GET path`` on the pool under a new task; a refusal raises the task's failure."""
+    transfer = await start(client, label)
+    try:
+        response = await client.http_request("GET", path, {**query, "task_id": transfer.task})
+    except BaseException:
+        await transfer.destroy()
+        raise
+    if response.status != 200:
+        text = (await response.read())[:300].decode("utf-8", "replace")
+        response.close()
+        await _raise_refusal(transfer, path, response.status, text)
+    return Download(transfer, response)
+
+
+async def upload(
+    client: XapiClient,
+    path: str,
+    query: dict[str, str],
+    body: AsyncIterable[bytes],
+    length: int | None,
+    label: str,
+    transfer: Transfer | None = None,
+) -> str:
+    """``PUT path`` with ``body`` under a task; returns the task's result once the pool is done."""
+    transfer = transfer or await start(client, label)
+    sent = asyncio.Event()
+
+    async def feed() -> AsyncIterator[bytes]:
+        async for data in body:
+            yield data
+        sent.set()
+
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(length if length is not None else UNKNOWN_LENGTH),
+    }
+    try:
+        response = await client.http_request(
+            "PUT", path, {**query, "task_id": transfer.task}, data=feed(), headers=headers
+        )
+        try:
+            if response.status != 200:
+                text = (await response.read())[:300].decode("utf-8", "replace")
+                await _raise_refusal(transfer, path, response.status, text)
+            return await transfer.result()
+        finally:
+            response.close()
+    except XapiFailure:
+        raise
+    except (aiohttp.ClientError, ConnectionError) as e:
+        # The pool may close once it has what it needs: then the task tells; else the pool is gone.
+        try:
+            return await asyncio.wait_for(transfer.result(), 30)
+        except (TimeoutError, XapiError):
+            raise Unreachable(f"the upload to {client.master} was cut: {e}") from e
+    finally:
+        await transfer.destroy()
+
+
+async def _raise_refusal(transfer: Transfer, path: str, status: int, text: str) -> None:
+    """The pool answered a transfer with an error status: raise the task's failure, or the status."""
+    try:
+        await asyncio.wait_for(transfer.result(), 5)
+    except XapiFailure:
+        await transfer.destroy()
+        raise
+    except (TimeoutError, XapiError):
+        pass
+    await transfer.destroy()
+    raise ProtocolError(f"{path} answered HTTP {status}: {text.strip() or 'no detail'}")
+
+
+def task_refs(result: str) -> list[str]:
+    """The references in a task's XML-RPC result (``/import`` answers the new VMs')."""
+    if not result.strip():
+        return []
+    try:
+        root = ET.fromstring(result)
+    except ET.ParseError:
+        return [result.strip()] if result.strip().startswith("OpaqueRef:") else []
+    return [el.text for el in root.iter("value") if el.text and el.text.startswith("OpaqueRef:")]

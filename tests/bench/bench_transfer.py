@@ -1,0 +1,171 @@
+"""Benchmarks of VM transfers through Podium (issue targets in brackets); prints medians.
+
+A VM with a 4 GiB disk full of data (so the XVA is 4 GiB), in one run:
+1. export: the simulator's /export read straight, and the same through Podium's $getFrom  [>= 90 %]
+2. import: an XVA file put straight into /import, and the same through $sendTo           [>= 90 %]
+   with the server's peak RSS growth over the run                                           [< 50 MB]
+3. pool-to-pool copy of a VM with a 4 GiB sparse disk: bytes the server wrote to disk       [nothing]
+Three rounds each, alternating direct and through the server; medians of MB/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.integration.test_xapisim_transfer import guest_with_disk, login, storage, wait_task
+from tests.serverproc import Api, connected, start_server
+from tests.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim
+
+GIB = 1 << 30
+SIZE = int(os.environ.get("BENCH_DISK_GIB", "4")) * GIB
+ROUNDS = 3
+
+
+def status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def written_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+def fill(url: str, s: str, vdi: str, size: int) -> None:
+    """Write data over the whole disk straight into the simulator (a repeated random MiB)."""
+    block = os.urandom(1 << 20)
+    task = jsonrpc(url, "task.create", s, "fill", "")
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    q = urllib.parse.urlencode({"session_id": s, "vdi": vdi, "task_id": task})
+    conn.putrequest("PUT", f"/import_raw_vdi?{q}")
+    conn.putheader("Content-Length", str(size))
+    conn.endheaders()
+    for _ in range(size // len(block)):
+        conn.send(block)
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert wait_task(url, s, task)["status"] == "success"
+
+
+async def read_all(http: aiohttp.ClientSession, url: str) -> tuple[int, float]:
+    begin = time.perf_counter()
+    total = 0
+    async with http.get(url, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+        assert resp.status == 200, resp.status
+        async for data in resp.content.iter_chunked(1 << 20):
+            total += len(data)
+    return total, time.perf_counter() - begin
+
+
+async def put_file(http: aiohttp.ClientSession, url: str, path: Path) -> float:
+    begin = time.perf_counter()
+    with path.open("rb") as f:
+        async with http.put(url, data=f, timeout=aiohttp.ClientTimeout(total=None)) as resp:
+            await resp.read()
+            assert resp.status == 200, resp.status
+    return time.perf_counter() - begin
+
+
+def mbps(size: int, seconds: float) -> float:
+    return size / seconds / 1e6
+
+
+async def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-transfer-"))
+    sim = start_sim("--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml"), "--op-seconds", "0",
+                    "--disk-dir", str(work / "disks"))  # fmt: skip
+    srv = start_server(work / "server")
+    try:
+        async with Api(srv.url) as api, aiohttp.ClientSession() as http:
+            await api.sign_in()
+            await connected(api, sim, 0)
+            await connected(api, sim, 1)
+            url, s = login(sim)
+            vm, vdi, _rec = guest_with_disk(url, s, SIZE)
+            print(f"filling a {SIZE / GIB:.0f} GiB disk ...", flush=True)
+            fill(url, s, vdi, SIZE)
+            vm_id = jsonrpc(url, "VM.get_uuid", s, vm)
+            for _ in range(100):
+                if await api.call("xo.getAllObjects", {"filter": {"id": vm_id}}):
+                    break
+                await asyncio.sleep(0.1)
+            pid = srv.proc.pid
+            rss0 = status_kb(pid, "VmRSS")
+            direct, via = [], []
+            for _ in range(ROUNDS):
+                n, t = await read_all(
+                    http, f"{url}/export?{urllib.parse.urlencode({'session_id': s, 'ref': vm})}"
+                )
+                direct.append(mbps(n, t))
+                path = (await api.call("vm.export", {"vm": vm_id}))["$getFrom"]
+                n2, t2 = await read_all(http, srv.url + path)
+                assert n2 == n, (n, n2)
+                via.append(mbps(n2, t2))
+            xva_size = n
+            d, v = statistics.median(direct), statistics.median(via)
+            print(f"export of a {xva_size / GIB:.2f} GiB XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s "
+                  f"= {v / d:.0%}  [target >= 90%]")  # fmt: skip
+
+            xva = work / "vm.xva"
+            async with http.get(
+                f"{url}/export?{urllib.parse.urlencode({'session_id': s, 'ref': vm})}"
+            ) as resp:
+                with xva.open("wb") as f:
+                    async for data in resp.content.iter_chunked(1 << 20):
+                        f.write(data)
+            url1, s1 = login(sim, 1)
+            sr1 = storage(url1, s1)
+            sr1_id = jsonrpc(url1, "SR.get_uuid", s1, sr1)
+            direct, via = [], []
+            for _ in range(ROUNDS):
+                q = urllib.parse.urlencode({"session_id": s1, "sr_id": sr1})
+                direct.append(mbps(xva_size, await put_file(http, f"{url1}/import?{q}", xva)))
+                path = (await api.call("vm.import", {"sr": sr1_id}))["$sendTo"]
+                via.append(mbps(xva_size, await put_file(http, srv.url + path, xva)))
+            d, v = statistics.median(direct), statistics.median(via)
+            print(f"import of the same XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s = {v / d:.0%}  "
+                  f"[target >= 90%]")  # fmt: skip
+            grown = (status_kb(pid, "VmHWM") - rss0) / 1024
+            print(f"server RSS: {rss0 / 1024:.0f} MB before, peak growth {grown:.1f} MB over 6 transfers of "
+                  f"{xva_size / GIB:.1f} GiB  [target < 50 MB]")  # fmt: skip
+            xva.unlink()
+
+            sparse_vm, _vdi, _ = guest_with_disk(url, s, SIZE)
+            sparse_id = jsonrpc(url, "VM.get_uuid", s, sparse_vm)
+            for _ in range(100):
+                if await api.call("xo.getAllObjects", {"filter": {"id": sparse_id}}):
+                    break
+                await asyncio.sleep(0.1)
+            before = written_bytes(pid)
+            begin = time.perf_counter()
+            await api.call("vm.copy", {"vm": sparse_id, "sr": sr1_id})
+            took = time.perf_counter() - begin
+            wrote = written_bytes(pid) - before
+            print(f"pool-to-pool copy of a VM with a {SIZE / GIB:.0f} GiB sparse disk: {took:.2f} s, "
+                  f"server wrote {wrote:,} bytes to disk  [target: nothing of the stream]")  # fmt: skip
+    finally:
+        srv.stop()
+        sim.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,213 @@
+"""VM export and import, raw disk content and pool-to-pool copy through Podium, over sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ..serverproc import Api, ApiError, connected, start_server
+from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
+from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def two_pools():
+    sim = start_sim("--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml"), "--op-seconds", "0.01")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+async def api(tmp_path, two_pools: Sim) -> AsyncIterator[Api]:
+    """An admin on a server connected to both pools."""
+    srv = start_server(tmp_path / "data")
+    try:
+        async with Api(srv.url) as api:
+            await api.sign_in()
+            await connected(api, two_pools, 0)
+            await connected(api, two_pools, 1)
+            api.server = srv  # type: ignore[attr-defined]
+            yield api
+    finally:
+        srv.stop()
+
+
+async def objects(api: Api, **filter_: Any) -> dict[str, dict[str, Any]]:
+    return await api.call("xo.getAllObjects", {"filter": filter_})  # type: ignore[no-any-return]
+
+
+async def wait_object(api: Api, id_: str) -> dict[str, Any]:
+    for _ in range(200):
+        found = await objects(api, id=id_)
+        if found:
+            return found[id_]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{id_} never appeared")
+
+
+async def pool_ids(api: Api) -> list[str]:
+    pools = await objects(api, type="pool")
+    return sorted(pools, key=lambda p: (pools[p]["name_label"] != "16And23" and pools[p]["name_label"]) or "")
+
+
+async def disk_sr(api: Api, pool: str) -> dict[str, Any]:
+    srs = await objects(api, type="SR", **{"$poolId": pool})
+    return next(
+        sr for _, sr in sorted(srs.items()) if sr["content_type"] != "iso" and sr["SR_type"] != "udev"
+    )
+
+
+async def http(api: Api, method: str, path: str, data: Any = None) -> tuple[int, bytes]:
+    if isinstance(data, bytes):
+        data = io.BytesIO(data)
+    async with aiohttp.ClientSession() as s, s.request(method, api.server.url + path, data=data) as r:  # type: ignore[attr-defined]
+        return r.status, await r.read()
+
+
+@pytest.fixture
+async def vm_with_data(api: Api, two_pools: Sim) -> tuple[str, str, bytes]:
+    """A halted VM of pool 0 with a 5 MiB disk filled through disk.importContent: (vm id, vdi id, data)."""
+    url, s = login(two_pools)
+    vm_ref, vdi_ref, rec = guest_with_disk(url, s)
+    vm_id = jsonrpc(url, "VM.get_uuid", s, vm_ref)
+    await wait_object(api, vm_id)
+    await wait_object(api, rec["uuid"])
+    data = pattern(int(rec["virtual_size"]))
+    result = await api.call("disk.importContent", {"id": rec["uuid"]})
+    status, body = await http(api, "PUT", result["$sendTo"], data)
+    assert status == 200, body
+    assert get_raw(url, s, vdi_ref) == data
+    return vm_id, rec["uuid"], data
+
+
+async def disk_content(api: Api, vdi: str) -> bytes:
+    result = await api.call("disk.exportContent", {"id": vdi})
+    status, body = await http(api, "GET", result["$getFrom"])
+    assert status == 200
+    return body
+
+
+async def data_disks(api: Api, vm_id: str) -> list[str]:
+    vm = await wait_object(api, vm_id)
+    out = []
+    for vbd_id in vm["$VBDs"]:
+        vbd = await wait_object(api, vbd_id)
+        if not vbd["is_cd_drive"] and vbd.get("VDI"):
+            out.append(vbd["VDI"])
+    return out
+
+
+async def test_disk_content_round_trip(api, vm_with_data):
+    _vm, vdi, data = vm_with_data
+    assert await disk_content(api, vdi) == data
+
+
+async def test_transfer_paths_are_one_shot(api, vm_with_data):
+    _vm, vdi, _data = vm_with_data
+    path = (await api.call("disk.exportContent", {"id": vdi}))["$getFrom"]
+    assert (await http(api, "GET", path))[0] == 200
+    assert (await http(api, "GET", path))[0] == 404
+    assert (await http(api, "GET", "/api/transfers/" + "x" * 43))[0] == 404
+
+
+async def test_export_then_import_into_the_other_pool_keeps_the_disks(api, vm_with_data):
+    vm, _vdi, data = vm_with_data
+    result = await api.call("vm.export", {"vm": vm, "compress": "zstd"})
+    assert result["$getFrom"].endswith(".xva")
+    status, xva = await http(api, "GET", result["$getFrom"])
+    assert status == 200 and xva[:4] == b"\x28\xb5\x2f\xfd"
+    pools = await pool_ids(api)
+    sr = await disk_sr(api, pools[1])
+    sent = await api.call("vm.import", {"sr": sr["id"]})
+    status, body = await http(api, "PUT", sent["$sendTo"], xva)
+    assert status == 200, body
+    new_vm = json.loads(body)["result"]
+    assert (await wait_object(api, new_vm))["$poolId"] == pools[1]
+    contents = [await disk_content(api, d) for d in await data_disks(api, new_vm)]
+    assert data in contents
+
+
+async def test_copy_to_another_pool_streams_through_the_server(api, vm_with_data):
+    vm, _vdi, data = vm_with_data
+    pools = await pool_ids(api)
+    sr = await disk_sr(api, pools[1])
+    new_vm = await api.call("vm.copy", {"vm": vm, "sr": sr["id"], "name": "copied"})
+    obj = await wait_object(api, new_vm)
+    assert obj["$poolId"] == pools[1] and obj["name_label"] == "copied"
+    contents = [await disk_content(api, d) for d in await data_disks(api, new_vm)]
+    assert data in contents
+
+
+async def test_export_of_a_running_vm_goes_through_a_snapshot_removed_after(api, two_pools, vm_with_data):
+    vm, _vdi, data = vm_with_data
+    await api.call("vm.start", {"id": vm})
+    before = set(await objects(api, type="VM-snapshot"))
+    result = await api.call("vm.export", {"vm": vm})
+    status, xva = await http(api, "GET", result["$getFrom"])
+    assert status == 200 and xva[:7] == b"ova.xml"
+    assert data[: MiB // 2] in xva
+    for _ in range(100):
+        if set(await objects(api, type="VM-snapshot")) == before:
+            break
+        await asyncio.sleep(0.05)
+    assert set(await objects(api, type="VM-snapshot")) == before
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+async def test_bad_xva_upload_fails_clearly_and_leaves_nothing(api, vm_with_data, damage):
+    vm, _vdi, _data = vm_with_data
+    status, xva = await http(api, "GET", (await api.call("vm.export", {"vm": vm}))["$getFrom"])
+    ova_size = int(xva[124:136].strip(b"\0 "), 8)
+    at = 512 + -(-ova_size // 512) * 512 + 512 + 100  # a byte of the first chunk's data
+    bad = xva[: len(xva) // 2] if damage == "truncate" else xva[:at] + bytes([xva[at] ^ 1]) + xva[at + 1 :]
+    pools = await pool_ids(api)
+    sr = await disk_sr(api, pools[1])
+    before = {t: set(await objects(api, type=t, **{"$poolId": pools[1]})) for t in ("VM", "VDI")}
+    sent = await api.call("vm.import", {"sr": sr["id"]})
+    status, body = await http(api, "PUT", sent["$sendTo"], bad)
+    assert status >= 400
+    error = json.loads(body)["error"]
+    assert error["data"]["code"] in ("IMPORT_ERROR", "IMPORT_ERROR_PREMATURE_EOF")
+    await asyncio.sleep(0.3)
+    after = {t: set(await objects(api, type=t, **{"$poolId": pools[1]})) for t in ("VM", "VDI")}
+    assert after == before
+
+
+async def test_copy_fails_cleanly_when_the_target_master_dies_midway(api, two_pools, vm_with_data):
+    vm, vdi, _data = vm_with_data
+    # a disk long enough that the copy is still running when the target goes away
+    rec = await wait_object(api, vdi)
+    big = await api.call("disk.create", {"name": "big", "size": 256 * MiB, "sr": rec["$SR"], "vm": vm})
+    sent = await api.call("disk.importContent", {"id": big})
+    assert (await http(api, "PUT", sent["$sendTo"], os.urandom(256 * MiB)))[0] == 200
+    pools = await pool_ids(api)
+    sr = await disk_sr(api, pools[1])
+    url1, s1 = login(two_pools, 1)
+    before = {
+        c: {r["uuid"] for r in jsonrpc(url1, f"{c}.get_all_records", s1).values()} for c in ("VM", "VDI")
+    }
+    target = two_pools.master(1)
+    copy = asyncio.create_task(api.call("vm.copy", {"vm": vm, "sr": sr["id"]}))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(two_pools.ctl, "POST", f"/pools/1/hosts/{target.name}/stop")
+    with pytest.raises(ApiError) as e:
+        await copy
+    assert str(e.value)
+    await asyncio.to_thread(two_pools.ctl, "POST", f"/pools/1/hosts/{target.name}/start")
+    url1, s1 = login(two_pools, 1)  # the restarted master forgot its sessions
+    for _ in range(100):
+        vms = {r["uuid"] for r in jsonrpc(url1, "VM.get_all_records", s1).values()}
+        vdis = {r["uuid"] for r in jsonrpc(url1, "VDI.get_all_records", s1).values()}
+        if vms >= before["VM"] and not (vms - before["VM"]) and not (vdis - before["VDI"]):
+            break
+        await asyncio.sleep(0.05)
+    assert vms == before["VM"] and vdis == before["VDI"]
