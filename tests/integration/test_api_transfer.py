@@ -12,6 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from podium import xva as xva_lib
+
 from ..serverproc import Api, ApiError, connected, start_server
 from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
 from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern
@@ -134,6 +136,17 @@ async def test_export_then_import_into_the_other_pool_keeps_the_disks(api, vm_wi
     assert (await wait_object(api, new_vm))["$poolId"] == pools[1]
     contents = [await disk_content(api, d) for d in await data_disks(api, new_vm)]
     assert data in contents
+
+
+async def test_podium_parser_reads_the_simulators_export(api, vm_with_data, tmp_path):
+    """Two implementations of the format, one written for each side, agree on the disk."""
+    vm, vdi, data = vm_with_data
+    status, xva = await http(api, "GET", (await api.call("vm.export", {"vm": vm}))["$getFrom"])
+    assert status == 200
+    header = xva_lib.read_header(io.BytesIO(xva))
+    disk = next(o["id"] for o in header.objects if o["class"] == "VDI" and o["snapshot"]["uuid"] == vdi)
+    disks = xva_lib.extract(io.BytesIO(xva), tmp_path / "out")
+    assert disks[disk].read_bytes() == data
 
 
 async def test_copy_to_another_pool_streams_through_the_server(api, vm_with_data):
