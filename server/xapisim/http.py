@@ -16,9 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from . import messages as _messages  # noqa: F401  (registers the handlers)
+from .connect import ConnectSite
+from .console import Consoles
 from .dispatch import dispatch
 from .errors import Failure
 from .pool import Host, Simulator
+from .rrd import handler as rrd_handler
 from .transfer import Transfers
 from .wire import (
     WireError,
@@ -64,6 +67,8 @@ class Listeners:
         self.app.router.add_route("OPTIONS", "/{tail:.*}", self._options)
         self.app.router.add_route("GET", "/", self._index)
         Transfers(self).add_routes(self.app)
+        self.app.router.add_route("GET", "/rrd_updates", rrd_handler(self))
+        self.consoles = Consoles(self)  # CONNECT /console, sniffed by each host's ConnectSite
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self.state: dict[str, HostState] = {}
 
@@ -84,6 +89,7 @@ class Listeners:
             try:
                 for host in hosts:
                     await self.start_host(host)
+                self.consoles.relocate()  # console locations name the port, known only now
                 return
             except OSError as e:
                 # Another process holds the port on one of our addresses: let go and pick again.
@@ -98,7 +104,14 @@ class Listeners:
         st = self.state.setdefault(host.ref, HostState())
         if st.site is not None:
             return
-        site = web.TCPSite(self.runner, host.address, self.port, ssl_context=self.tls, reuse_address=True)
+        site = ConnectSite(
+            self.runner,
+            host.address,
+            self.port,
+            self.consoles.accept,
+            ssl_context=self.tls,
+            reuse_address=True,
+        )
         await site.start()
         if self.port == 0:
             server = site._server
@@ -136,6 +149,7 @@ class Listeners:
         """Stop everything."""
         for st in self.state.values():
             self._drop(st)
+        await self.consoles.close()
         await self.runner.cleanup()
 
     # -- request handling ----------------------------------------------------------------------

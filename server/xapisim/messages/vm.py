@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from ..console import sync_consoles
 from ..database import Database
 from ..dispatch import Call, handler
 from ..errors import Failure
@@ -253,6 +254,7 @@ def set_running(ctx: Call, ref: str, host: str, paused: bool = False) -> None:
             db.update("VIF", vif, currently_attached=True)
             networks[f"{rec['device']}/ip"] = guest_address(vif)
     _set_guest_metrics(ctx, ref, networks)
+    sync_consoles(ctx.sim, ctx.pool, ref)
 
 
 def _set_guest_metrics(ctx: Call, ref: str, networks: dict[str, str]) -> None:
@@ -304,6 +306,7 @@ def set_halted(ctx: Call, ref: str, suspended: bool = False) -> None:
     if db.get("VM_guest_metrics", gm) is not None:
         db.update("VM", ref, guest_metrics=NULL_REF)
         db.destroy("VM_guest_metrics", gm)
+    sync_consoles(ctx.sim, ctx.pool, ref)
 
 
 def add_message(ctx: Call, name: str, vm_ref: str, priority: int = 5, body: str = "") -> None:
@@ -465,5 +468,6 @@ async def pool_migrate(ctx: Call, ref: str, host: str, options: dict[str, str]) 
             scheduled_to_be_resident_on=NULL_REF,
             domid=_next_domid(ctx, target),
         )
+        sync_consoles(ctx.sim, ctx.pool, ref)
     add_message(ctx, "VM_MIGRATED", ref)
     return ""
