@@ -1,7 +1,8 @@
 """The Podium server: one aiohttp application, its parts started and stopped with it.
 
 Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket, ``/api/transfers/…`` the
-one-shot downloads and uploads that methods answer with ``$getFrom`` / ``$sendTo``.
+one-shot downloads and uploads that methods answer with ``$getFrom`` / ``$sendTo``, ``/api/consoles/<vm>``
+the console proxy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from . import __version__
 from .api import methods as _methods  # noqa: F401  (registers the API's methods)
 from .api.audit import Audit
+from .api.console import console
 from .api.context import Services
 from .api.ws import websocket
 from .auth import Acls, Tokens, Users
@@ -52,6 +54,7 @@ def make_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.router.add_get("/api/health", health)
     app.router.add_get("/api/", websocket)
+    app.router.add_get("/api/consoles/{id}", console)
     for path in ("/api/transfers/{token}", "/api/transfers/{token}/{name}"):
         app.router.add_route("*", path, transfer)
     return app

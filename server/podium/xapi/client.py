@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 import aiohttp
@@ -69,6 +70,11 @@ class XapiClient:
     def master(self) -> Endpoint:
         """The endpoint the client is logged in on (the master, after any redirect)."""
         return self._transport.endpoint if self._transport else self.endpoint
+
+    @property
+    def ssl_policy(self) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
+        """How the pool's certificates are checked: a verifying context, a pinned fingerprint, or not."""
+        return self._ssl
 
     @property
     def protocol(self) -> str | None:
