@@ -105,11 +105,12 @@ async def vnc(port: int) -> AsyncIterator[asyncvnc.Client]:
             await connection.__aexit__(None, None, None)
 
 
-async def ws_status(url: str, token: str | None) -> int:
+async def ws_status(url: str, token: str | None, origin: str | None = None) -> int:
     cookies = {"authenticationToken": token} if token else {}
+    headers = {"Origin": origin} if origin else {}
     async with aiohttp.ClientSession(cookies=cookies) as http:
         try:
-            async with http.ws_connect(url, protocols=("binary",)):
+            async with http.ws_connect(url, protocols=("binary",), headers=headers):
                 return 101
         except aiohttp.WSServerHandshakeError as e:
             return e.status
@@ -175,3 +176,12 @@ async def test_console_closes_with_4000_when_the_vm_reboots_and_opens_again(api)
         async with vnc(port) as client:  # a new connection reaches the new console
             assert client.video.name == "23local"
             await client.screenshot()
+
+
+async def test_console_refuses_pages_of_another_origin(api):
+    """A cookie goes along with any page's request: only Podium's own pages may open a console."""
+    vm = await vm_id(api, "23local")
+    token = await api.call("token.create", {})
+    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"  # type: ignore[attr-defined]
+    assert await ws_status(url, token, origin="https://evil.example") == 403
+    assert await ws_status(url, token, origin=api.server.url) == 101  # type: ignore[attr-defined]
