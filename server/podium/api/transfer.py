@@ -142,4 +142,4 @@ async def relay_download(request: web.Request, download: Download, name: str) ->
 
 def request_body(request: web.Request) -> AsyncIterator[bytes]:
     """The client's upload, as it arrives."""
-    return request.content.iter_chunked(1 << 20)
+    return request.content.iter_any()

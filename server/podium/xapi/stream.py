@@ -24,7 +24,6 @@ from .errors import ProtocolError, Unreachable, XapiError, XapiFailure
 log = logging.getLogger(__name__)
 
 UNKNOWN_LENGTH = 1 << 50  # xapi wants a length; it stops reading when the stream's content ends
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -90,7 +89,7 @@ class Download:
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives; a cut connection raises :class:`Unreachable`."""
         try:
-            async for data in self.response.content.iter_chunked(_CHUNK):
+            async for data in self.response.content.iter_any():  # what arrived, without joining copies
                 yield data
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as e:
             raise Unreachable(f"the download from {self.transfer.client.master} was cut: {e}") from e
