@@ -350,3 +350,16 @@ def test_sdk_cancelled_copy_leaves_nothing_behind(sim):
     after = {cls: len(getattr(x, cls).get_all()) for cls in ("VM", "VBD", "VDI", "VIF")}
     assert after["VM"] == before["VM"] and after["VBD"] == before["VBD"] and after["VIF"] == before["VIF"]
     assert after["VDI"] == before["VDI"] + 1  # the completed copy's disk stays, as VM.destroy keeps disks
+
+
+def test_sdk_reboot_gives_the_vm_a_new_domid(sim):
+    x = session(sim).xenapi
+    # the guest with the highest domid: its host counts domids from the ones still resident
+    ref, vm = max(
+        ((r, v) for r, v in guests(x).items() if v["power_state"] == "Running"),
+        key=lambda rv: int(rv[1]["domid"]),
+    )
+    before = int(vm["domid"])
+    x.VM.hard_reboot(ref)
+    after = int(x.VM.get_domid(ref))
+    assert after > 0 and after != before

@@ -204,13 +204,10 @@ def choose_host(ctx: Call, vm: dict[str, Any], wanted: str | None = None) -> str
 
 
 def _next_domid(ctx: Call, host: str) -> int:
-    # Xen hands out increasing domain ids per host; a rebooted VM gets a new one.
-    db = ctx.db
+    # Xen hands out increasing domain ids per host; a rebooted VM gets a new one. The first count starts
+    # above every domid of the pool: a VM rebooting now has already left its host's resident_VMs.
     if host not in ctx.pool.last_domid:
-        vms = db.records("VM")
-        ctx.pool.last_domid[host] = max(
-            [0, *(vms[v]["domid"] for v in db.records("host")[host]["resident_VMs"] if v in vms)]
-        )
+        ctx.pool.last_domid[host] = max([0, *(int(v["domid"]) for v in ctx.db.records("VM").values())])
     ctx.pool.last_domid[host] += 1
     return ctx.pool.last_domid[host]
 
