@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import aiohttp
 import pytest
 
 from ..serverproc import Api, ApiError, connected, start_server
@@ -50,6 +52,12 @@ async def test_acl_user_sees_and_acts_only_within_their_rights(tmp_path, sim):
             entered = ids(await drain(bob), "enter")
             visible = await bob.call("xo.getAllObjects")
             assert mine["id"] in entered and set(visible) == entered
+            # the same through the ndjson download, whose rights are the user's own
+            path = (await bob.call("xo.getAllObjects", {"ndjson": True}))["$getFrom"]
+            async with aiohttp.ClientSession() as http, http.get(srv.url + path) as resp:
+                assert resp.headers["Content-Type"] == "application/x-ndjson"
+                lines = (await resp.read()).decode().splitlines()
+            assert {json.loads(line)["id"] for line in lines} == set(visible)
             assert {o["type"] for o in visible.values()} <= {"VM", "VBD", "VIF", "VDI", "message"}
             assert other["id"] not in visible and all(
                 o.get("$VM", mine["id"]) == mine["id"] for o in visible.values()
