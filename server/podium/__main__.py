@@ -30,14 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"podium-server: {e.message}", file=sys.stderr)
         return 2
-    # A larger read buffer than aiohttp's 64 KiB: uploads of VMs cross in fewer, larger pieces.
-    web.run_app(
-        make_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        handler_args={"read_bufsize": 1 << 20},
-    )
+    web.run_app(make_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
 
 

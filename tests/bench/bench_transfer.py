@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -40,6 +41,11 @@ def status_kb(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     return 0
+
+
+def reset_peak(pid: int) -> None:
+    """Start the process's peak RSS (VmHWM) afresh."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def written_bytes(pid: int) -> int:
@@ -77,11 +83,20 @@ async def read_all(http: aiohttp.ClientSession, url: str) -> tuple[int, float]:
 
 
 async def put_file(http: aiohttp.ClientSession, url: str, path: Path) -> float:
+    """Upload a file as a client does: read in 1 MiB blocks, Content-Length given."""
+
+    async def blocks() -> AsyncIterator[bytes]:
+        with path.open("rb") as f:
+            while data := f.read(1 << 20):
+                yield data
+
     begin = time.perf_counter()
-    with path.open("rb") as f:
-        async with http.put(url, data=f, timeout=aiohttp.ClientTimeout(total=None)) as resp:
-            await resp.read()
-            assert resp.status == 200, resp.status
+    headers = {"Content-Length": str(os.stat(path).st_size)}
+    async with http.put(
+        url, data=blocks(), headers=headers, timeout=aiohttp.ClientTimeout(total=None)
+    ) as resp:
+        await resp.read()
+        assert resp.status == 200, resp.status
     return time.perf_counter() - begin
 
 
@@ -169,7 +184,7 @@ async def main() -> None:
                 fill(url, s, vdi, SIZE)
                 await wait_object(api, jsonrpc(url, "VM.get_uuid", s, vm))
                 rss0 = status_kb(pid, "VmRSS")
-                Path(f"/proc/{pid}/clear_refs").write_text("5")  # the peak so far (the pool's sync) is not ours
+                reset_peak(pid)  # the peak so far (the pool's sync) is not the transfers'
                 if "export" in PARTS:
                     await bench_export(http, api, srv.url, url, s, vm)
                 if "import" in PARTS:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import pytest
 
 from podium import xva as xva_lib
@@ -224,3 +225,31 @@ async def test_copy_fails_cleanly_when_the_target_master_dies_midway(api, two_po
             break
         await asyncio.sleep(0.05)
     assert vms == before["VM"] and vdis == before["VDI"]
+
+
+async def test_import_from_a_url_and_a_missing_one(api, vm_with_data, tmp_path):
+    vm, _vdi, data = vm_with_data
+    status, xva = await http(api, "GET", (await api.call("vm.export", {"vm": vm}))["$getFrom"])
+    assert status == 200
+
+    async def serve(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.Response(body=xva, content_type="application/octet-stream")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/vm.xva", serve)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        pools = await pool_ids(api)
+        sr = await disk_sr(api, pools[1])
+        new_vm = await api.call("vm.import", {"sr": sr["id"], "url": f"http://127.0.0.1:{port}/vm.xva"})
+        contents = [await disk_content(api, d) for d in await data_disks(api, new_vm)]
+        assert data in contents
+        with pytest.raises(ApiError) as e:
+            await api.call("vm.import", {"sr": sr["id"], "url": f"http://127.0.0.1:{port}/missing.xva"})
+        assert "404" in str(e.value)
+    finally:
+        await runner.cleanup()
