@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from .serverproc import Api, connected, start_server
+from .serverproc import Api, admin_on
 from .simproc import Sim, start_sim
 
 
@@ -29,11 +29,5 @@ def sim() -> Iterator[Sim]:
 @pytest.fixture
 async def podium_api(tmp_path, sim: Sim) -> AsyncIterator[Api]:
     """A Podium server connected to a fresh simulator, and an admin signed in on its API."""
-    srv = start_server(tmp_path / "data")
-    try:
-        async with Api(srv.url) as api:
-            await api.sign_in()
-            await connected(api, sim)
-            yield api
-    finally:
-        srv.stop()
+    async with admin_on(tmp_path / "data", sim) as api:
+        yield api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,7 @@ class Api:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.server: Server | None = None  # set by admin_on
         self.ids = itertools.count(1)
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.notifications: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -138,3 +141,18 @@ async def connected(api: Api, sim: Any, pool: int = 0) -> str:
             return str(server_id)
         await asyncio.sleep(0.05)
     raise AssertionError(f"server never connected: {info}")
+
+
+@contextlib.asynccontextmanager
+async def admin_on(data_dir: Path, sim: Any, pools: tuple[int, ...] = (0,)) -> AsyncIterator[Api]:
+    """A server connected to the simulator's pools, and an admin signed in on its API (``api.server``)."""
+    srv = start_server(data_dir)
+    try:
+        async with Api(srv.url) as api:
+            await api.sign_in()
+            for pool in pools:
+                await connected(api, sim, pool)
+            api.server = srv
+            yield api
+    finally:
+        srv.stop()

@@ -11,7 +11,7 @@ import aiohttp
 import asyncvnc
 import pytest
 
-from ..serverproc import Api, connected, start_server
+from ..serverproc import Api, admin_on
 from ..simproc import Sim, start_sim
 from .test_xapisim_console import (
     BLUE,
@@ -38,15 +38,8 @@ def still_sim():
 
 @pytest.fixture
 async def api(tmp_path, still_sim: Sim) -> AsyncIterator[Api]:
-    srv = start_server(tmp_path / "data")
-    try:
-        async with Api(srv.url) as api:
-            await api.sign_in()
-            await connected(api, still_sim)
-            api.server = srv  # type: ignore[attr-defined]
-            yield api
-    finally:
-        srv.stop()
+    async with admin_on(tmp_path / "data", still_sim) as api:
+        yield api
 
 
 async def vm_id(api: Api, name: str) -> str:
@@ -120,7 +113,7 @@ async def test_console_through_the_proxy_shows_the_vm_and_takes_keys(api):
     vm = await vm_id(api, "23local")
     await api.call("vm.restart", {"id": vm, "force": True})  # a fresh screen
     token = await api.call("token.create", {})
-    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"  # type: ignore[attr-defined]
+    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"
     async with bridge(url, token) as (port, _), vnc(port) as client:
         assert client.video.name == "23local"
         screen = await client.screenshot()
@@ -140,13 +133,13 @@ async def test_console_through_the_proxy_shows_the_vm_and_takes_keys(api):
 async def test_console_refused_without_token_or_operate_right(api):
     vm = await vm_id(api, "23local")
     other = await vm_id(api, "16shared")
-    base = api.server.url.replace("http", "ws", 1) + "/api/consoles/"  # type: ignore[attr-defined]
+    base = api.server.url.replace("http", "ws", 1) + "/api/consoles/"
     assert await ws_status(base + vm, None) == 401
     assert await ws_status(base + vm, "not-a-token") == 401
     user = await api.call("user.create", {"email": "viewer@podium.test", "password": "a long passphrase 1"})
     await api.call("acl.add", {"subject": user, "object": vm, "action": "viewer"})
     await api.call("acl.add", {"subject": user, "object": other, "action": "operator"})
-    async with Api(api.server.url) as viewer:  # type: ignore[attr-defined]
+    async with Api(api.server.url) as viewer:
         await viewer.sign_in("viewer@podium.test", "a long passphrase 1")
         token = await viewer.call("token.create", {})
     assert await ws_status(base + vm, token) == 403  # sees it, may not operate it
@@ -163,7 +156,7 @@ async def test_console_refused_without_token_or_operate_right(api):
 async def test_console_closes_with_4000_when_the_vm_reboots_and_opens_again(api):
     vm = await vm_id(api, "23local")
     token = await api.call("token.create", {})
-    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"  # type: ignore[attr-defined]
+    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"
     async with bridge(url, token) as (port, closes):
         async with vnc(port) as client:
             await client.screenshot()
@@ -182,6 +175,6 @@ async def test_console_refuses_pages_of_another_origin(api):
     """A cookie goes along with any page's request: only Podium's own pages may open a console."""
     vm = await vm_id(api, "23local")
     token = await api.call("token.create", {})
-    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"  # type: ignore[attr-defined]
+    url = api.server.url.replace("http", "ws", 1) + f"/api/consoles/{vm}"
     assert await ws_status(url, token, origin="https://evil.example") == 403
-    assert await ws_status(url, token, origin=api.server.url) == 101  # type: ignore[attr-defined]
+    assert await ws_status(url, token, origin=api.server.url) == 101

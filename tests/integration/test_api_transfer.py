@@ -15,7 +15,7 @@ import pytest
 
 from podium import xva as xva_lib
 
-from ..serverproc import Api, ApiError, connected, start_server
+from ..serverproc import Api, ApiError, admin_on
 from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
 from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern
 
@@ -32,16 +32,8 @@ def two_pools():
 @pytest.fixture
 async def api(tmp_path, two_pools: Sim) -> AsyncIterator[Api]:
     """An admin on a server connected to both pools."""
-    srv = start_server(tmp_path / "data")
-    try:
-        async with Api(srv.url) as api:
-            await api.sign_in()
-            await connected(api, two_pools, 0)
-            await connected(api, two_pools, 1)
-            api.server = srv  # type: ignore[attr-defined]
-            yield api
-    finally:
-        srv.stop()
+    async with admin_on(tmp_path / "data", two_pools, (0, 1)) as api:
+        yield api
 
 
 async def objects(api: Api, **filter_: Any) -> dict[str, dict[str, Any]]:
@@ -72,7 +64,7 @@ async def disk_sr(api: Api, pool: str) -> dict[str, Any]:
 async def http(api: Api, method: str, path: str, data: Any = None) -> tuple[int, bytes]:
     if isinstance(data, bytes):
         data = io.BytesIO(data)
-    async with aiohttp.ClientSession() as s, s.request(method, api.server.url + path, data=data) as r:  # type: ignore[attr-defined]
+    async with aiohttp.ClientSession() as s, s.request(method, api.server.url + path, data=data) as r:
         return r.status, await r.read()
 
 
