@@ -23,7 +23,7 @@ from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
 
 pytestmark = pytest.mark.integration
 
-REAL_XVA = Path(__file__).resolve().parents[3] / "shared" / "data" / "xva" / "vmexport.xva"
+REAL_XVA = Path(__file__).resolve().parents[1] / "data" / "xva" / "vmexport.xva"
 MiB = 1 << 20
 
 
