@@ -14,7 +14,9 @@ import pytest
 from podium.xva import DiskData, DiskEnd, DiskGap, End, Header, XvaParser
 
 MiB = 1024 * 1024
-REAL_XVA = Path(__file__).resolve().parents[2] / "data" / "xva" / "vmexport.xva"  # see tests/data/xva/README.md
+REAL_XVA = (
+    Path(__file__).resolve().parents[2] / "data" / "xva" / "vmexport.xva"
+)  # see tests/data/xva/README.md
 XVA_IMG = shutil.which("xva-img")
 needs_xva_img = pytest.mark.skipif(
     XVA_IMG is None, reason="xva-img is not installed (Debian package xva-img; `make test` installs it)"
