@@ -10,9 +10,10 @@ Bodies with ``Transfer-Encoding: chunked`` are refused, as xapi does not read th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -37,7 +38,6 @@ from .xva import (
     parse_ova,
     plan_export,
     read_disks,
-    tar_header,
     tar_member,
 )
 
@@ -126,46 +126,35 @@ class Transfers:
         compression = request.query.get("use_compression", "false").lower()
         packer = compressor(compression)
         kind = "sha1" if request.query.get("checksum") == "sha1" else "xxhash"
-        try:
-            async with operation(ctx, ref, "export"):
-                plan = plan_export(ctx.db.records, ref)
-                total = sum(size for _, _, size in plan.disks) or 1
-                progress = self._progress(ctx, total)
-                resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-                resp.headers["Content-Disposition"] = 'attachment; filename="export.xva"'
-                await resp.prepare(request)
+        async with _outcome(ctx), operation(ctx, ref, "export"):
+            plan = plan_export(ctx.db.records, ref)
+            total = sum(size for _, _, size in plan.disks) or 1
+            progress = self._progress(ctx, total)
+            resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            resp.headers["Content-Disposition"] = 'attachment; filename="export.xva"'
+            await resp.prepare(request)
 
-                async def send(data: bytes) -> None:
-                    await resp.write(await compress(packer, data) if packer else data)
+            async def send(data: bytes) -> None:
+                await resp.write(await compress(packer, data) if packer else data)
 
-                await send(tar_member("ova.xml", plan.ova_xml(ctx.host.name)))
-                for ref_id, uuid, size in plan.disks:
-                    numbers = chunk_numbers(size, list(self.sim.disks.extents(uuid, size)))
-                    for number in numbers:
-                        offset = number * CHUNK
-                        data = self.sim.disks.read(uuid, offset, min(CHUNK, size - offset))
-                        progress(CHUNK)
-                        if is_zero(data) and number not in (0, numbers[-1]):
-                            continue
-                        name = f"{ref_id}/{number:08d}"
-                        suffix, digest = checksum(kind, data)
-                        await send(tar_header(name, len(data)) + data + bytes(-len(data) % BLOCK))
-                        await send(tar_member(name + suffix, digest))
-                    # the gaps count as done too
-                    progress(max(0, size - len(numbers) * CHUNK))
-                await send(bytes(2 * BLOCK))
-                if packer:
-                    await resp.write(flush(packer))
-                await resp.write_eof()
-        except Failure as f:
-            finish_task(ctx.db, ctx.task or "", failure=f)
-            if not request.transport or request.transport.is_closing():
-                raise web.HTTPInternalServerError() from None
-            raise web.HTTPInternalServerError(text=str(f)) from None
-        except (ConnectionError, asyncio.CancelledError):
-            finish_task(ctx.db, ctx.task or "", failure=Failure("VDI_IO_ERROR", "Device I/O errors"))
-            raise
-        finish_task(ctx.db, ctx.task or "", result="")
+            await send(tar_member("ova.xml", plan.ova_xml(ctx.host.name)))
+            for ref_id, uuid, size in plan.disks:
+                numbers = chunk_numbers(size, list(self.sim.disks.extents(uuid, size)))
+                for number in numbers:
+                    offset = number * CHUNK
+                    data = self.sim.disks.read(uuid, offset, min(CHUNK, size - offset))
+                    progress(CHUNK)
+                    if is_zero(data) and number not in (0, numbers[-1]):
+                        continue
+                    name = f"{ref_id}/{number:08d}"
+                    suffix, digest = checksum(kind, data)
+                    await send(tar_member(name, data) + tar_member(name + suffix, digest))
+                # the gaps count as done too
+                progress(max(0, size - len(numbers) * CHUNK))
+            await send(bytes(2 * BLOCK))
+            if packer:
+                await resp.write(flush(packer))
+            await resp.write_eof()
         return resp
 
     # -- import ------------------------------------------------------------------------------------
@@ -350,19 +339,12 @@ class Transfers:
         resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
         resp.content_length = size
         await resp.prepare(request)
-        try:
+        async with _outcome(ctx):
             for offset in range(0, size, CHUNK):
                 data = self.sim.disks.read(rec["uuid"], offset, min(CHUNK, size - offset))
                 await resp.write(data)
                 progress(len(data))
             await resp.write_eof()
-        except Failure as f:
-            finish_task(ctx.db, ctx.task or "", failure=f)
-            raise
-        except (ConnectionError, asyncio.CancelledError):
-            finish_task(ctx.db, ctx.task or "", failure=Failure("VDI_IO_ERROR", "Device I/O errors"))
-            raise
-        finish_task(ctx.db, ctx.task or "", result="")
         return resp
 
     async def import_raw_vdi(self, request: web.Request) -> web.StreamResponse:
@@ -406,6 +388,20 @@ class Transfers:
 
 def _is_ref(value: Any) -> bool:
     return isinstance(value, str) and (value.startswith(("Ref:", "OpaqueRef:")))
+
+
+@contextlib.asynccontextmanager
+async def _outcome(ctx: Call) -> AsyncIterator[None]:
+    """End a download's task: success, the failure met (as HTTP 500), or VDI_IO_ERROR if the peer went away."""
+    try:
+        yield
+    except Failure as f:
+        finish_task(ctx.db, ctx.task or "", failure=f)
+        raise web.HTTPInternalServerError(text=str(f)) from None
+    except (ConnectionError, asyncio.CancelledError):
+        finish_task(ctx.db, ctx.task or "", failure=Failure("VDI_IO_ERROR", "Device I/O errors"))
+        raise
+    finish_task(ctx.db, ctx.task or "", result="")
 
 
 def _fail(ctx: Call, failure: Failure, status: type[web.HTTPException]) -> web.HTTPException:

@@ -134,7 +134,7 @@ def _check_origin(request: web.Request) -> None:
 
 def _audit(ctx: Context, vm_id: str, outcome: str, seconds: float) -> None:
     ctx.services.audit.record(
-        user=ctx.user.email if ctx.user else "",
+        user=ctx.who,
         remote=ctx.remote,
         method="console",
         params={"id": vm_id},

@@ -53,6 +53,11 @@ class Context:
     on_sign_out: list[Callable[[Context], None]] = field(default_factory=list)
 
     @property
+    def who(self) -> str:
+        """The signed-in user's e-mail, for logs and audit ("" when nobody is signed in)."""
+        return self.user.email if self.user is not None else ""
+
+    @property
     def is_admin(self) -> bool:
         """Whether the signed-in user is an admin."""
         return self.user is not None and self.user.permission == "admin"

@@ -88,7 +88,7 @@ async def call(ctx: Context, name: str, params: Any) -> Any:
     finally:
         if method is None or method.permission != "none" or name.startswith("session."):
             ctx.services.audit.record(
-                user=ctx.user.email if ctx.user else "",
+                user=ctx.who,
                 remote=ctx.remote,
                 method=name,
                 params=redact(params, method.secret_params if method else frozenset()),

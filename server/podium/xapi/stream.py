@@ -125,20 +125,13 @@ async def upload(
 ) -> str:
     """``PUT path`` with ``body`` under a task; returns the task's result once the pool is done."""
     transfer = transfer or await start(client, label)
-    sent = asyncio.Event()
-
-    async def feed() -> AsyncIterator[bytes]:
-        async for data in body:
-            yield data
-        sent.set()
-
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Length": str(length if length is not None else UNKNOWN_LENGTH),
     }
     try:
         response = await client.http_request(
-            "PUT", path, {**query, "task_id": transfer.task}, data=feed(), headers=headers
+            "PUT", path, {**query, "task_id": transfer.task}, data=body, headers=headers
         )
         try:
             if response.status != 200:

@@ -69,7 +69,7 @@ async def export_content(ctx: Context, id: dict[str, Any], format: str = "raw") 
         handler,
         upload=False,
         what=f"disk.exportContent {id['id']}",
-        user=ctx.user.email if ctx.user else "",
+        user=ctx.who,
         name=name,
     )
     return {"$getFrom": path}
@@ -105,6 +105,6 @@ async def import_content(ctx: Context, id: dict[str, Any], format: str = "raw") 
         return web.json_response({"jsonrpc": "2.0", "id": 0, "result": True})
 
     path = ctx.services.transfers.register(
-        handler, upload=True, what=f"disk.importContent {id['id']}", user=ctx.user.email if ctx.user else ""
+        handler, upload=True, what=f"disk.importContent {id['id']}", user=ctx.who
     )
     return {"$sendTo": path}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -97,7 +96,7 @@ async def export(ctx: Context, vm: dict[str, Any], compress: bool | str | None =
                 await delete_vm_and_disks(client, snapshot)
 
     path = ctx.services.transfers.register(
-        handler, upload=False, what=f"vm.export {vm['id']}", user=_who(ctx), name=name
+        handler, upload=False, what=f"vm.export {vm['id']}", user=ctx.who, name=name
     )
     return {"$getFrom": path}
 
@@ -125,7 +124,7 @@ async def import_(ctx: Context, sr: dict[str, Any], type: str = "xva", url: str 
         return web.json_response({"jsonrpc": "2.0", "id": 0, "result": uuid})
 
     path = ctx.services.transfers.register(
-        handler, upload=True, what=f"vm.import into {sr['id']}", user=_who(ctx)
+        handler, upload=True, what=f"vm.import into {sr['id']}", user=ctx.who
     )
     return {"$sendTo": path}
 
@@ -166,12 +165,9 @@ async def copy_between_pools(
             source, "/export", {"ref": ref, "use_compression": compression(compress)}, f"Copy {name}"
         )
         try:
-
-            async def body() -> AsyncIterator[bytes]:
-                async for data in dl.chunks():
-                    yield data
-
-            result = await upload(target, "/import", {"sr_id": sr["_xapiRef"]}, body(), None, f"Copy {name}")
+            result = await upload(
+                target, "/import", {"sr_id": sr["_xapiRef"]}, dl.chunks(), None, f"Copy {name}"
+            )
             await dl.transfer.result()
         except BaseException:
             await dl.transfer.cancel()
@@ -186,7 +182,3 @@ async def copy_between_pools(
     new_ref = task_refs(result)[0]
     await target.call("VM.set_name_label", new_ref, name)
     return uuid
-
-
-def _who(ctx: Context) -> str:
-    return ctx.user.email if ctx.user is not None else ""

@@ -71,7 +71,6 @@ def _ndjson_download(ctx: Context, filter: dict[str, Any] | None, limit: int | N
         await response.write_eof()
         return response
 
-    who = ctx.user.email if ctx.user is not None else ""
     return ctx.services.transfers.register(
-        handler, upload=False, what="xo.getAllObjects", user=who, name="objects.ndjson"
+        handler, upload=False, what="xo.getAllObjects", user=ctx.who, name="objects.ndjson"
     )
