@@ -72,7 +72,15 @@ class Transfers:
         if request.method not in allowed:
             raise web.HTTPMethodNotAllowed(request.method, list(allowed))
         del self._pending[token]
-        log.info("transfer %s by %s from %s started", entry.what, entry.user, request.remote)
+        if entry.method == "GET":
+            log.info("transfer %s by %s from %s started", entry.what, entry.user, request.remote)
+        else:
+            size = (
+                f"{request.content_length:,} bytes"
+                if request.content_length is not None
+                else "length unknown"
+            )
+            log.info("transfer %s by %s from %s started (%s)", entry.what, entry.user, request.remote, size)
         started = time.monotonic()
         try:
             response = await entry.handler(request)

@@ -5,7 +5,10 @@ pool reports progress and the outcome on it, and anyone may cancel it; the task 
 transfer is over. Downloads are read as the consumer asks (aiohttp pauses the socket when its small
 buffer is full), so a disk of any size crosses with bounded memory. Uploads send ``Content-Length`` when
 the size is known; otherwise, as Xen Orchestra does, a length of 1 PiB: xapi does not read chunked bodies
-and stops reading once every disk arrived, and the task says how it went.
+and stops reading once every disk arrived, and the task says how it went. A source that fails midway (the
+uploader went away, the pool exported from died) closes the connection and cancels the pool's task; a
+source that ends before a length the pool was never told tells the pool it ended, so that no import
+waits forever for bytes that will not come.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -129,20 +133,26 @@ async def upload(
         "Content-Type": "application/octet-stream",
         "Content-Length": str(length if length is not None else UNKNOWN_LENGTH),
     }
+    source = _Watched(body)
     try:
         response = await client.http_request(
-            "PUT", path, {**query, "task_id": transfer.task}, data=body, headers=headers
+            "PUT", path, {**query, "task_id": transfer.task}, data=source.chunks(), headers=headers
         )
         try:
             if response.status != 200:
                 text = (await response.read())[:300].decode("utf-8", "replace")
                 await _raise_refusal(transfer, path, response.status, text)
-            return await transfer.result()
+            return await _outcome(transfer, response, source, length is None)
         finally:
             response.close()
     except XapiFailure:
         raise
     except (aiohttp.ClientError, ConnectionError) as e:
+        if source.failure is not None:
+            await transfer.cancel()
+            raise SourceFailed(
+                f"the upload's source failed after {source.sent:,} bytes: {source.failure}"
+            ) from e
         # The pool may close once it has what it needs: then the task tells; else the pool is gone.
         try:
             return await asyncio.wait_for(transfer.result(), 30)
@@ -150,6 +160,76 @@ async def upload(
             raise Unreachable(f"the upload to {client.master} was cut: {e}") from e
     finally:
         await transfer.destroy()
+
+
+class SourceFailed(XapiError):
+    """What an upload sent failed midway (its client went away, the pool it came from died)."""
+
+
+class _Watched:
+    """An upload's body, noting how it ends: ``ended`` resolves to None at its end, or to its failure."""
+
+    def __init__(self, body: AsyncIterable[bytes]) -> None:
+        self.body = body
+        self.ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self.sent = 0
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self.ended.result() if self.ended.done() else None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self.body:
+                self.sent += len(data)
+                yield data
+        except GeneratorExit:  # the HTTP client stopped asking (the pool closed): not the source's fault
+            raise
+        except BaseException as e:
+            if not self.ended.done():
+                self.ended.set_result(e)
+            raise
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+END_GRACE = 30.0  # seconds a pool may take to finish after the last byte, when its end cannot be signalled
+
+
+async def _outcome(
+    transfer: Transfer, response: aiohttp.ClientResponse, source: _Watched, unknown: bool
+) -> str:
+    """The task's result, watching the source: a failed source cancels the task, an early end is told."""
+    result = asyncio.ensure_future(transfer.result())
+    waiting: set[asyncio.Future[Any]] = {result, source.ended}
+    try:
+        while True:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if result in done:
+                return result.result()
+            if source.ended in done:
+                waiting.discard(source.ended)
+                if source.failure is not None:
+                    log.info(
+                        "an upload's source failed after %d bytes; cancelling the pool's task", source.sent
+                    )
+                    response.close()
+                    await transfer.cancel()
+                    raise SourceFailed(
+                        f"the upload's source failed after {source.sent:,} bytes: {source.failure}"
+                    )
+                if unknown:  # the pool was told 1 PiB: tell it the data ended, lest it wait for more
+                    transport = response.connection.transport if response.connection else None
+                    if transport is not None and transport.can_write_eof():
+                        transport.write_eof()
+                    else:  # TLS cannot half-close: give the pool time to finish, then close
+                        waiting.add(asyncio.ensure_future(asyncio.sleep(END_GRACE)))
+                continue
+            for timer in done - {result}:
+                waiting.discard(timer)
+            response.close()
+    finally:
+        result.cancel()
 
 
 async def _raise_refusal(transfer: Transfer, path: str, status: int, text: str) -> None:
