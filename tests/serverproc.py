@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -50,24 +51,34 @@ class Server:
         return terminate(self.proc)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, admin: bool = True) -> Server:
-    port = free_port()
+def start_server(
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    admin: bool = True,
+    tls: tuple[Path, Path] | None = None,
+    port: int | None = None,
+) -> Server:
+    """A podium-server on loopback (HTTPS with ``tls`` = (certificate, key)), answering its health check."""
+    port = port or free_port()
     environ = {**os.environ, "PODIUM_LISTEN": f"127.0.0.1:{port}", "PODIUM_DATA_DIR": str(data_dir)}
     if admin:
         environ |= {"PODIUM_ADMIN_EMAIL": ADMIN_EMAIL, "PODIUM_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    if tls is not None:
+        environ |= {"PODIUM_TLS_CERT": str(tls[0]), "PODIUM_TLS_KEY": str(tls[1])}
     environ |= env or {}
+    unverified = ssl._create_unverified_context() if tls else None
     fd, log_name = tempfile.mkstemp(prefix="podium-", suffix=".log")
     with os.fdopen(fd, "w") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "podium"], stdout=log_file, stderr=log_file, env=environ
         )
-    server = Server(proc, f"http://127.0.0.1:{port}", data_dir, Path(log_name))
+    server = Server(proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}", data_dir, Path(log_name))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"podium-server exited with {proc.returncode}: {server.log()}")
         try:
-            with urllib.request.urlopen(server.url + "/api/health", timeout=1) as resp:
+            with urllib.request.urlopen(server.url + "/api/health", timeout=1, context=unverified) as resp:
                 if resp.status == 200:
                     return server
         except OSError:

@@ -27,10 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         settings = load(args.config)
+        ssl_context = settings.ssl_context()
     except ConfigError as e:
         print(f"podium-server: {e.message}", file=sys.stderr)
         return 2
-    web.run_app(make_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        make_app(settings), host=settings.host, port=settings.port, ssl_context=ssl_context, print=None
+    )
     return 0
 
 

@@ -6,11 +6,13 @@
 | data directory | ``data_dir`` | ``PODIUM_DATA_DIR`` | ``./data`` |
 | database URL | ``database_url`` | ``PODIUM_DATABASE_URL`` | a SQLite file in the data directory |
 | first admin | ``[admin] email, password`` | ``PODIUM_ADMIN_EMAIL``, ``PODIUM_ADMIN_PASSWORD`` | a random password, printed once |
+| HTTPS | ``[tls] cert, key`` (PEM files) | ``PODIUM_TLS_CERT``, ``PODIUM_TLS_KEY`` | plain HTTP (the appliance puts nginx in front) |
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +35,29 @@ class Settings:
     database_url: str = ""
     admin_email: str = ""
     admin_password: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @property
     def db_url(self) -> str:
         """The database URL, the SQLite file in the data directory unless one was given."""
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'podium.db'}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server side of HTTPS (TLS 1.2 and later) when a certificate and key are set, else None."""
+        if not self.tls_cert and not self.tls_key:
+            return None
+        if not (self.tls_cert and self.tls_key):
+            raise ConfigError("HTTPS needs both a certificate and its key (tls cert and key)")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except OSError as e:
+            raise ConfigError(f"cannot read the TLS certificate or key: {e.strerror or e}") from e
+        except ssl.SSLError as e:
+            raise ConfigError(f"the TLS certificate and key cannot be used together: {e.reason or e}") from e
+        return context
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -66,6 +86,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Setting
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path} is not valid TOML: {e}") from e
     admin = data.get("admin", {}) if isinstance(data.get("admin"), dict) else {}
+    tls = data.get("tls", {}) if isinstance(data.get("tls"), dict) else {}
     listen = env.get("PODIUM_LISTEN") or data.get("listen") or "127.0.0.1:8000"
     host, port = parse_listen(str(listen))
     return Settings(
@@ -75,4 +96,6 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Setting
         database_url=str(env.get("PODIUM_DATABASE_URL") or data.get("database_url") or ""),
         admin_email=str(env.get("PODIUM_ADMIN_EMAIL") or admin.get("email") or ""),
         admin_password=str(env.get("PODIUM_ADMIN_PASSWORD") or admin.get("password") or ""),
+        tls_cert=str(env.get("PODIUM_TLS_CERT") or tls.get("cert") or ""),
+        tls_key=str(env.get("PODIUM_TLS_KEY") or tls.get("key") or ""),
     )

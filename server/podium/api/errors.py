@@ -108,6 +108,28 @@ class OperationFailed(ApiError):
 
 _XAPI_ERRORS: dict[str, type[ApiError]] = {"VM_BAD_POWER_STATE": VmBadPowerState}
 
+# What common XAPI failures mean to the person who asked, after XAPI's own code (which stays searchable).
+_XAPI_MEANING = {
+    "IMPORT_ERROR": "the pool could not import the file",
+    "IMPORT_ERROR_PREMATURE_EOF": "the upload ended before the XVA did: the file is truncated, or not an XVA",
+    "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED": "the pool needs the length of the upload in advance",
+    "IMPORT_INCOMPATIBLE_VERSION": "the XVA was exported by a newer version than the pool runs",
+    "SR_FULL": "the storage repository has not enough free space",
+    "SR_HAS_NO_PBDS": "the storage repository is not attached to any host",
+    "HANDLE_INVALID": "the object no longer exists in the pool",
+    "UUID_INVALID": "the object no longer exists in the pool",
+    "OTHER_OPERATION_IN_PROGRESS": "another operation on the object is running: try again when it ends",
+    "OPERATION_NOT_ALLOWED": "the pool does not allow this operation now",
+    "HOST_NOT_ENOUGH_FREE_MEMORY": "no host has enough free memory for the VM",
+    "HOST_OFFLINE": "the host is offline",
+    "NO_HOSTS_AVAILABLE": "no host can run the VM",
+    "TASK_CANCELLED": "the task was cancelled",
+    "VDI_IN_USE": "the disk is in use",
+    "VM_REQUIRES_SR": "the VM needs a storage repository that this host cannot reach",
+    "DEFAULT_SR_NOT_FOUND": "the pool has no default storage repository: name one",
+    "PERMISSION_DENIED": "the pool account Podium uses is not allowed to do this",
+}
+
 
 def from_xapi(e: XapiFailure) -> ApiError:
     """A XAPI failure as the API reports it, keeping XAPI's own code and parameters in ``data``."""
@@ -117,4 +139,7 @@ def from_xapi(e: XapiFailure) -> ApiError:
             f"VM state is {e.params[2]} but should be {e.params[1]}",
             {"objectId": e.params[0], "expected": e.params[1], "actual": e.params[2]},
         )
-    return cls(f"{e.xapi_code}({', '.join(e.params)})", {"code": e.xapi_code, "params": e.params})
+    text = f"{e.xapi_code}({', '.join(e.params)})"
+    if e.xapi_code in _XAPI_MEANING:
+        text += f": {_XAPI_MEANING[e.xapi_code]}"
+    return cls(text, {"code": e.xapi_code, "params": e.params})

@@ -122,7 +122,7 @@ def validate(schema: Schema | None, params: Any) -> dict[str, Any]:
         params = {}
     if not isinstance(params, dict):
         raise InvalidParameters(
-            [{"code": "type", "property": "params", "message": "must be an object of named parameters"}]
+            [_error("", "type", {"type": "object"}, "must be an object of named parameters")]
         )
     if schema is None:
         return dict(params)
