@@ -105,6 +105,7 @@ Podium is running on http://{LISTEN}  (API: ws://{LISTEN}/api/, health: http://{
   sign in as:   {email}
   password:     {admin_password}   (kept in {STATE / "admin-password"})
   its pool:     the simulated 2-host pool, master {master} (root / {sim_password})
+  the CLI:      .venv/bin/podium register http://{LISTEN} {email}   (then: .venv/bin/podium --help)
 Ctrl-C stops both.""",
             flush=True,
         )
