@@ -155,6 +155,8 @@ def test_refusals_say_what_to_do(setup: Setup, tmp_path: Path) -> None:
     assert r.returncode == 2 and "https://podium.example.net" in r.stderr
     r = podium("register", setup.server.url, home=tmp_path)
     assert r.returncode == 2 and "give the user" in r.stderr
+    r = podium("register", setup.server.url, ADMIN_EMAIL, "pass-word-1", "extra", home=tmp_path)
+    assert r.returncode == 2 and "too many arguments" in r.stderr and "pass-word-1" not in r.stderr
     r = podium("vm.start", "id=x", home=tmp_path)
     assert r.returncode == 4 and "podium register" in r.stderr
     assert podium("--bogus", home=tmp_path).returncode == 2
@@ -281,7 +283,13 @@ def test_transfers_show_progress_on_a_terminal(setup: Setup, tmp_path: Path) -> 
     assert "B/s" not in quiet.stderr  # no terminal, no bar
 
 
-def test_interrupted_upload_exits_130_and_the_pool_keeps_nothing(setup: Setup, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "status", "said"),
+    [(signal.SIGINT, 130, b"interrupted"), (signal.SIGTERM, 143, b"stopped by SIGTERM")],
+)
+def test_interrupted_upload_exits_and_the_pool_keeps_nothing(
+    setup: Setup, tmp_path: Path, sig: signal.Signals, status: int, said: bytes
+) -> None:
     vm, _disk, _data = halted_vm_with_disk(setup.sim, setup.home)
     xva = tmp_path / "vm.xva"
     ok("vm.export", f"vm={vm}", f"@={xva}", home=setup.home)
@@ -293,9 +301,9 @@ def test_interrupted_upload_exits_130_and_the_pool_keeps_nothing(setup: Setup, t
     proc.stdin.write(xva.read_bytes()[: 2 * MiB])
     proc.stdin.flush()
     time.sleep(1.5)  # the upload is under way, waiting for more
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err
+    assert proc.returncode == status and said in err and b"Traceback" not in err
     for _ in range(50):  # the server saw its client go, and cancelled the pool's import
         pending = [t for t in jsonrpc(url, "task.get_all_records", s).values() if t["status"] == "pending"]
         if set(jsonrpc(url, "VM.get_all", s)) == before and not pending:

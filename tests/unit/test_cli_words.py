@@ -48,6 +48,9 @@ def test_names_match_globs_and_negations() -> None:
     assert match_names(names, ["*.create", "vm.start"]) == ["user.create", "group.create", "vm.start"]
     assert match_names(names, ["!*.getAll"]) == ["user.create", "group.create", "vm.start"]
     assert match_names(names, ["vm.*", "!vm.get*"]) == ["vm.start"]
+    assert match_names(names, ["vm.[^s]*"]) == ["vm.getAll"]  # micromatch's negated class
+    with pytest.raises(UsageError, match="extended globs"):
+        match_names(names, ["!(vm.*)"])
 
 
 def test_every_spelling_names_the_same_command() -> None:
@@ -80,6 +83,9 @@ def test_urls_are_checked_and_the_api_found_as_xo_lib_finds_it() -> None:
     for bad in ("podium.example.net", "ftp://x", "https://"):
         with pytest.raises(UsageError):
             check_url(bad)
+    with pytest.raises(UsageError) as e:
+        check_url("s3cret-token@podium.example.net")
+    assert "s3cret" not in e.value.message and "https://podium.example.net" in e.value.message
 
 
 def test_configuration_is_private_atomic_and_keeps_unknown_keys(tmp_path, capsys) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -69,7 +70,7 @@ Exit status:
   0 success   1 the server refused or failed the call   2 usage (bad arguments, missing @= file)
   3 connection or TLS (unreachable, untrusted certificate, connection lost)
   4 authentication (wrong credentials, token expired or revoked, not registered)
-  130 interrupted (Ctrl-C)   141 the reader of the output went away
+  130 interrupted (Ctrl-C; 143 SIGTERM, 129 SIGHUP)   141 the reader of the output went away
 
 podium {version}
 """
@@ -111,13 +112,30 @@ def parse_globals(argv: list[str]) -> tuple[Globals, str, list[str]]:
 
 
 async def run(g: Globals, command: str, args: list[str]) -> int:
-    """Run one command."""
-    key = _command_key(command)
-    if key in COMMANDS:
-        return await COMMANDS[key](g, args)
-    if command.startswith("-"):
-        raise UsageError(f"unknown option {command} (see podium --help)")
-    return await call(g, [command, *args])
+    """Run one command; SIGTERM and SIGHUP stop it as Ctrl-C does, cleaning up on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    received: list[signal.Signals] = []
+
+    def stop(sig: signal.Signals) -> None:
+        received.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        key = _command_key(command)
+        if key in COMMANDS:
+            return await COMMANDS[key](g, args)
+        if command.startswith("-"):
+            raise UsageError(f"unknown option {command} (see podium --help)")
+        return await call(g, [command, *args])
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        status = ExitStatus.TERMINATED if received[0] == signal.SIGTERM else ExitStatus.HANGUP
+        raise CliError(f"stopped by {received[0].name}", status) from None
 
 
 def _report(e: CliError) -> int:

@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from .config import load, save
-from .errors import AuthError, ConnectError, RpcError, UsageError
+from .errors import AuthError, CliError, ConnectError, RpcError, UsageError
 from .params import match_names, parse_params
 from .rpc import Connection, check_url
 from .session import (
@@ -93,8 +95,10 @@ def parse_register(args: list[str], g: Globals, accept_token: bool) -> RegisterA
     url = check_url(rest[0])
     if values["token"] is None and len(rest) < 2:
         raise UsageError(f"give the user to sign in as: podium register {url} USER [PASSWORD]")
-    if len(rest) > (1 if values["token"] is not None else 3):
-        raise UsageError(f"too many arguments: {' '.join(rest)}")
+    if len(rest) > (1 if values["token"] is not None else 3):  # (not echoed: one may be a password)
+        raise UsageError(
+            f"too many arguments: {len(rest)} given, at most URL USER PASSWORD (see podium --help)"
+        )
     return RegisterArgs(
         url=url,
         user=rest[1] if len(rest) > 1 else None,
@@ -116,7 +120,8 @@ async def _create_token(conn: Connection, a: RegisterArgs, description: str, cli
         if e.code in INVALID_CREDENTIALS:
             raise AuthError(f"{a.url} refused {a.user}: {e.message}") from e
         raise
-    print(f"Successfully logged with {user.get('email', a.user)}", file=sys.stderr)
+    email = user.get("email", a.user) if isinstance(user, dict) else a.user
+    print(f"Successfully logged with {email}", file=sys.stderr)
     params: dict[str, Any] = {"description": description}
     if client_id is not None:
         params["client"] = {"id": client_id}
@@ -145,12 +150,18 @@ async def register(g: Globals, args: list[str]) -> int:
             token = a.token
         else:
             token = await _create_token(conn, a, client_label(), client_id)
+        config.server, config.token, config.clientId = a.url, token, client_id
+        config.fingerprint = tls.fingerprint
+        config.allowUnauthorized = tls.fingerprint is not None  # --au means "this certificate", no other
+        try:
+            save(g.config_file, config)
+        except OSError as e:
+            if a.token is None:  # a token nobody will ever know: take it back
+                with contextlib.suppress(RpcError, ConnectError):
+                    await conn.call("token.deleteOwn", {"tokens": [token]})
+            raise CliError(f"cannot write the configuration {g.config_file}: {e.strerror}") from e
     finally:
         await conn.close()
-    config.server, config.token, config.clientId = a.url, token, client_id
-    config.allowUnauthorized = a.allow_unauthorized
-    config.fingerprint = tls.fingerprint
-    save(g.config_file, config)
     return 0
 
 
@@ -188,7 +199,10 @@ async def unregister(g: Globals, args: list[str]) -> int:
     server = config.server
     config.server = config.token = config.fingerprint = None
     config.allowUnauthorized = False
-    save(g.config_file, config)
+    try:
+        save(g.config_file, config)
+    except OSError as e:
+        raise CliError(f"cannot write the configuration {g.config_file}: {e.strerror}") from e
     print(f"Unregistered from {server}: {note}", file=sys.stderr)
     return 0
 
@@ -232,18 +246,23 @@ async def list_commands(g: Globals, args: list[str]) -> int:
 async def _ndjson(conn: Connection, path: str) -> Any:
     """The objects of an NDJSON download, one by one, as they arrive."""
     assert conn.http is not None
-    async with conn.http.get(conn.http_url(path), ssl=conn.ssl()) as response:
-        if response.status != 200:
-            raise ConnectError(f"{conn.server} answered HTTP {response.status} to the list of objects")
-        buffer = b""
-        async for data in response.content.iter_chunked(CHUNK):
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
-        if buffer.strip():
-            yield json.loads(buffer)
+    try:
+        async with conn.http.get(conn.http_url(path), ssl=conn.ssl()) as response:
+            if response.status != 200:
+                raise ConnectError(f"{conn.server} answered HTTP {response.status} to the list of objects")
+            buffer = b""
+            async for data in response.content.iter_chunked(CHUNK):
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip():
+                yield json.loads(buffer)
+    except (aiohttp.ClientError, OSError) as e:
+        raise ConnectError(f"the list of objects from {conn.server} was cut: {e}") from e
+    except ValueError as e:
+        raise CliError(f"{conn.server} sent a list of objects that is not JSON: {e}") from e
 
 
 async def list_objects(g: Globals, args: list[str]) -> int:
@@ -389,7 +408,7 @@ async def watch(g: Globals, args: list[str]) -> int:
     unknown = [a for a in args if a not in ("--ndjson", "--json")]
     if unknown:
         raise UsageError(f"watch takes --ndjson only, not {' '.join(unknown)}")
-    conn = await connect(g)
+    conn = await connect(g, notifications=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,8 +13,10 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2  # the command line cannot be run as written
     CONNECTION = 3  # the server cannot be reached, its certificate is not trusted, the link broke
     AUTHENTICATION = 4  # wrong credentials, a token expired or revoked, not registered
+    HANGUP = 129  # the terminal went away (128 + SIGHUP)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     PIPE = 141  # the reader of our output went away (128 + SIGPIPE), as other Unix tools
+    TERMINATED = 143  # SIGTERM (128 + 15)
 
 
 class CliError(Exception):

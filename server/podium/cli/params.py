@@ -58,10 +58,20 @@ def expand_braces(pattern: str) -> list[str]:
     return [pattern]
 
 
+def _glob(pattern: str) -> str:
+    """A micromatch glob as fnmatch reads it: ``[^…]`` is ``[!…]``."""
+    return pattern.replace("[^", "[!")
+
+
 def match_names(names: list[str], patterns: list[str]) -> list[str]:
     """The names that match any pattern and no ``!pattern``; every name when only negations are given."""
-    include = [p for pat in patterns if not pat.startswith("!") for p in expand_braces(pat)]
-    exclude = [p for pat in patterns if pat.startswith("!") for p in expand_braces(pat[1:])]
+    for pattern in patterns:
+        if re.search(r"[@!+*?]\(", pattern):
+            raise UsageError(
+                f"{pattern!r}: extended globs are not supported (use *, ?, [...], {{a,b}}, !PATTERN)"
+            )
+    include = [_glob(p) for pat in patterns if not pat.startswith("!") for p in expand_braces(pat)]
+    exclude = [_glob(p) for pat in patterns if pat.startswith("!") for p in expand_braces(pat[1:])]
     return [
         n
         for n in names

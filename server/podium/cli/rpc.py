@@ -26,8 +26,11 @@ def check_url(url: str) -> str:
     """The server URL as given, if it is one (``http://`` or ``https://`` and a host)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        hint = f" (did you mean https://{url}?)" if "://" not in url else ""
-        raise UsageError(f"{url!r} is not a server URL: give http://HOST[:PORT] or https://HOST[:PORT]{hint}")
+        shown = url.rpartition("@")[2]  # never echo a token given in the URL
+        hint = f" (did you mean https://{shown}?)" if "://" not in url else ""
+        raise UsageError(
+            f"{shown!r} is not a server URL: give http://HOST[:PORT] or https://HOST[:PORT]{hint}"
+        )
     return url
 
 
@@ -78,7 +81,13 @@ class Tls:
         if self.allow_any:
             return False
         if self.fingerprint:
-            return aiohttp.Fingerprint(bytes.fromhex(self.fingerprint.replace(":", "")))
+            try:
+                return aiohttp.Fingerprint(bytes.fromhex(self.fingerprint.replace(":", "")))
+            except ValueError:
+                raise UsageError(
+                    f"the remembered certificate fingerprint {self.fingerprint!r} is not a SHA-256:"
+                    " register again"
+                ) from None
         return True
 
 
@@ -119,12 +128,22 @@ async def connect_error(e: BaseException, url: str) -> ConnectError:
     return ConnectError(f"the connection to {host} failed: {e or type(e).__name__}")
 
 
+def rpc_error(error: object) -> RpcError:
+    """A JSON-RPC error object as an exception, whatever odd shape it came in."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    code = error.get("code")
+    return RpcError(
+        code if isinstance(code, int) else -32603, str(error.get("message") or "error"), error.get("data")
+    )
+
+
 class Connection:
     """One WebSocket to a server's API: calls, and the notifications it pushes (``notifications``)."""
 
-    def __init__(self, server: str, tls: Tls) -> None:
+    def __init__(self, server: str, tls: Tls, notifications: bool = False) -> None:
         self.server = server
         self.tls = tls
+        self.keep_notifications = notifications  # only a watcher reads them: others would let them pile up
         self.url = api_url(server)
         self.http: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -136,16 +155,19 @@ class Connection:
 
     async def open(self) -> Connection:
         """Connect, or raise the :class:`ConnectError` that says why not."""
+        ssl = self.tls.for_aiohttp()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None)
         self.http = aiohttp.ClientSession(timeout=timeout)
         try:
             self.ws = await asyncio.wait_for(
-                self.http.ws_connect(self.url, ssl=self.tls.for_aiohttp(), max_msg_size=0, autoping=True),
-                CONNECT_TIMEOUT,
+                self.http.ws_connect(self.url, ssl=ssl, max_msg_size=0, heartbeat=30), CONNECT_TIMEOUT
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             await self.http.close()
             raise await connect_error(e, self.server) from e
+        except BaseException:
+            await self.http.close()
+            raise
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -176,10 +198,11 @@ class Connection:
                     continue
                 if not isinstance(data, dict):
                     continue
-                future = self._pending.pop(data["id"], None) if "id" in data else None
+                call_id = data.get("id")
+                future = self._pending.pop(call_id, None) if isinstance(call_id, int) else None
                 if future is not None and not future.done():
                     future.set_result(data)
-                elif "method" in data and "id" not in data:
+                elif "method" in data and "id" not in data and self.keep_notifications:
                     self.notifications.put_nowait(data)
             code = self.ws.close_code
             self._closed_because = f"the server closed the connection (code {code})"
@@ -207,8 +230,7 @@ class Connection:
             raise ConnectError(f"the connection to {self.server} broke: {e}") from e
         reply = await future
         if "error" in reply:
-            error = reply["error"] if isinstance(reply["error"], dict) else {}
-            raise RpcError(int(error.get("code", -32603)), str(error.get("message", "")), error.get("data"))
+            raise rpc_error(reply["error"])
         return reply.get("result")
 
     def http_url(self, path: str) -> str:

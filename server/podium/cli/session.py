@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform
+import signal
 import socket
 import sys
 import urllib.parse
@@ -41,10 +42,14 @@ def client_label() -> str:
 def read_password(prompt: str = "Password: ") -> str:
     """Ask on the terminal without echo, or read one line from a pipe."""
     if sys.stdin.isatty():
+        # The prompt blocks the event loop, where asyncio's Ctrl-C handler would wait: let Ctrl-C raise.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             password = getpass.getpass(prompt)
         except EOFError:
             password = ""
+        finally:
+            signal.signal(signal.SIGINT, previous)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if not password:
@@ -116,10 +121,10 @@ async def sign_in_token(conn: Connection, token: str, registered: bool = True) -
     return user if isinstance(user, dict) else {}
 
 
-async def connect(g: Globals) -> Connection:
-    """A connection to the server, signed in with the token."""
+async def connect(g: Globals, notifications: bool = False) -> Connection:
+    """A connection to the server, signed in with the token (keeping what it pushes, for a watcher)."""
     server, token, tls = target(g)
-    conn = await Connection(server, tls).open()
+    conn = await Connection(server, tls, notifications).open()
     try:
         await sign_in_token(conn, token, registered=g.url is None)
     except BaseException:

@@ -22,8 +22,8 @@ from typing import IO, Any
 import aiohttp
 from tqdm import tqdm
 
-from .errors import CliError, ConnectError, ExitStatus, RpcError, UsageError
-from .rpc import Connection
+from .errors import CliError, ConnectError, ExitStatus, UsageError
+from .rpc import Connection, rpc_error
 
 CHUNK = 1 << 20
 
@@ -72,16 +72,21 @@ class _Output:
                 raise UsageError(f"{target} is a directory and the download has no file name: name a file")
             path = path / name
         self.shown = str(path)
-        if path.exists() and not path.is_file():  # /dev/null, a FIFO: write into it
-            self.file = path.open("wb")
-            return
+        path = Path(os.path.realpath(path))  # a link is followed, not replaced
         try:
+            if path.exists() and not path.is_file():  # /dev/null, a FIFO: write into it
+                self.file = path.open("wb")
+                return
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         except OSError as e:
-            raise UsageError(f"cannot write in {path.parent}: {e.strerror}") from e
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
+            raise UsageError(f"cannot write {self.shown}: {e.strerror}") from e
+        if path.exists():
+            mode = path.stat().st_mode & 0o7777  # a replaced file keeps its mode
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         self.file = os.fdopen(fd, "wb")
         self.final, self.tmp = path, Path(tmp)
 
@@ -94,12 +99,17 @@ class _Output:
             raise CliError(f"cannot write {self.shown}: {e.strerror}") from e
 
     def commit(self) -> None:
-        self.file.flush()
-        if self.final is not None and self.tmp is not None:
-            os.fsync(self.file.fileno())
-            self.file.close()
-            os.replace(self.tmp, self.final)
-            self.tmp = None
+        try:
+            self.file.flush()
+            if self.final is not None and self.tmp is not None:
+                os.fsync(self.file.fileno())
+                self.file.close()
+                os.replace(self.tmp, self.final)
+                self.tmp = None
+        except BrokenPipeError:
+            raise CliError("", ExitStatus.PIPE) from None
+        except OSError as e:
+            raise CliError(f"cannot write {self.shown}: {e.strerror}") from e
 
     def abort(self) -> None:
         if self.tmp is not None:
@@ -115,8 +125,7 @@ def _answer(status: int, body: bytes) -> Any:
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
-        error = data["error"]
-        raise RpcError(int(error.get("code", -32603)), str(error.get("message", "")), error.get("data"))
+        raise rpc_error(data["error"])
     if status >= 400:
         text = body.decode(errors="replace").strip()[:500]
         raise CliError(f"the server answered HTTP {status}: {text or 'no details'}")
@@ -128,8 +137,8 @@ def _answer(status: int, body: bytes) -> Any:
 async def download(conn: Connection, path: str, target: str) -> str:
     """Fetch ``path`` into ``target`` (``-`` for stdout); where it went."""
     url = conn.http_url(path)
-    name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-    name = name if "." in name else ""  # a file name the server gave, not the token
+    name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])).name
+    name = name if "." in name.strip(".") else ""  # a file name the server gave, not the token, not ..
     assert conn.http is not None
     output: _Output | None = None
     written = 0
@@ -163,6 +172,8 @@ async def download(conn: Connection, path: str, target: str) -> str:
 
 def _open_source(source: str) -> tuple[IO[bytes], int | None, str]:
     if source == "-":
+        if sys.stdin.isatty():
+            raise UsageError("not reading an upload from the terminal: pipe a file in (< FILE) or use @=FILE")
         stdin = sys.stdin.buffer
         info = os.fstat(stdin.fileno())
         length = info.st_size - stdin.tell() if stat.S_ISREG(info.st_mode) else None

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import ReadOnly, Unreachable, XapiError, XapiFailure
+from .errors import ProtocolError, ReadOnly, Unreachable, XapiError, XapiFailure
 from .transport import Endpoint, Transport, ssl_option
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,12 @@ class XapiClient:
                 return response
             location = response.headers["Location"]
             response.close()
+            if data is not None and not isinstance(data, bytes | str):
+                # A streamed body may be partly sent already: it cannot be sent again from its start.
+                raise ProtocolError(
+                    f"{path}: the pool redirected the upload to {location.split('?', 1)[0]}, which a"
+                    " streamed upload cannot follow"
+                )
             url = location.split("?", 1)[0]
             log.info("%s %s is served by %s", method, path, url)
         raise XapiError(f"{path}: too many redirects")

@@ -14,6 +14,7 @@ waits forever for bytes that will not come.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator
@@ -147,12 +148,14 @@ async def upload(
             response.close()
     except XapiFailure:
         raise
-    except (aiohttp.ClientError, ConnectionError) as e:
+    except (aiohttp.ClientError, ConnectionError, Unreachable) as e:
         if source.failure is not None:
             await transfer.cancel()
             raise SourceFailed(
                 f"the upload's source failed after {source.sent:,} bytes: {source.failure}"
             ) from e
+        if isinstance(e, Unreachable):
+            raise
         # The pool may close once it has what it needs: then the task tells; else the pool is gone.
         try:
             return await asyncio.wait_for(transfer.result(), 30)
@@ -183,9 +186,9 @@ class _Watched:
             async for data in self.body:
                 self.sent += len(data)
                 yield data
-        except GeneratorExit:  # the HTTP client stopped asking (the pool closed): not the source's fault
-            raise
-        except BaseException as e:
+        except (GeneratorExit, asyncio.CancelledError):
+            raise  # the HTTP client stopped asking (the pool closed the connection): not the source's fault
+        except Exception as e:
             if not self.ended.done():
                 self.ended.set_result(e)
             raise
@@ -210,14 +213,7 @@ async def _outcome(
             if source.ended in done:
                 waiting.discard(source.ended)
                 if source.failure is not None:
-                    log.info(
-                        "an upload's source failed after %d bytes; cancelling the pool's task", source.sent
-                    )
-                    response.close()
-                    await transfer.cancel()
-                    raise SourceFailed(
-                        f"the upload's source failed after {source.sent:,} bytes: {source.failure}"
-                    )
+                    return await _source_failed(transfer, response, source, result)
                 if unknown:  # the pool was told 1 PiB: tell it the data ended, lest it wait for more
                     transport = response.connection.transport if response.connection else None
                     if transport is not None and transport.can_write_eof():
@@ -229,7 +225,20 @@ async def _outcome(
                 waiting.discard(timer)
             response.close()
     finally:
-        result.cancel()
+        for waited in waiting - {source.ended}:
+            waited.cancel()
+
+
+async def _source_failed(
+    transfer: Transfer, response: aiohttp.ClientResponse, source: _Watched, result: asyncio.Future[str]
+) -> str:
+    """Stop the pool's task of an upload whose source failed; its result if it had finished already."""
+    log.info("an upload's source failed after %d bytes; cancelling the pool's task", source.sent)
+    response.close()
+    await transfer.cancel()
+    with contextlib.suppress(XapiError, TimeoutError):
+        return await asyncio.wait_for(asyncio.shield(result), 5)  # done before the cancel came: keep it
+    raise SourceFailed(f"the upload's source failed after {source.sent:,} bytes: {source.failure}")
 
 
 async def _raise_refusal(transfer: Transfer, path: str, status: int, text: str) -> None:
