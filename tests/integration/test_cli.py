@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import sqlite3
 import struct
@@ -347,3 +348,40 @@ def test_watch_shows_a_vm_start_as_it_happens(setup: Setup) -> None:
     for w in watchers:
         _, err = w.communicate(timeout=15)
         assert w.returncode == 0 and "all:" in err and "Traceback" not in err
+
+
+def _on_terminal(args: list[str], home: Path, keys: bytes) -> tuple[int, str]:
+    """Run podium on a pseudo-terminal of its own, type ``keys`` once it asks for the password."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its controlling terminal, as in a shell
+        os.execve(str(PODIUM), [str(PODIUM), *args], environ(home))
+    shown = b""
+    typed = False
+    deadline = time.monotonic() + 30
+    while True:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"podium did not finish: {shown!r}")
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not typed and b"Password:" in shown:
+            os.write(fd, keys)
+            typed = True
+    os.close(fd)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), shown.decode(errors="replace")
+
+
+def test_password_prompt_takes_typing_and_ctrl_c(setup: Setup, tmp_path: Path) -> None:
+    status, shown = _on_terminal(["register", setup.server.url, ADMIN_EMAIL], tmp_path, b"\x03")
+    assert status == 130 and "interrupted" in shown and "Traceback" not in shown
+    status, shown = _on_terminal(
+        ["register", setup.server.url, ADMIN_EMAIL], tmp_path, ADMIN_PASSWORD.encode() + b"\r"
+    )
+    assert status == 0 and f"Successfully logged with {ADMIN_EMAIL}" in shown
+    assert ADMIN_PASSWORD not in shown  # not echoed
