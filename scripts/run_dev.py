@@ -7,6 +7,7 @@ run finds the same admin and the same pool.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import secrets
@@ -38,10 +39,17 @@ def secret(name: str, env: str) -> str:
     return path.read_text().strip()
 
 
+def die_with_parent() -> None:
+    """In a child: take SIGINT and SIGTERM again (this parent blocks them to wait for them), and be sent
+    SIGTERM when `make run` goes, however it goes (Linux's PR_SET_PDEATHSIG)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+
+
 def start_sim(password: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "xapisim", "--port", str(SIM_PORT), "--password", password],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
     )  # fmt: skip
     master = ""
     assert proc.stdout is not None
@@ -57,7 +65,7 @@ def start_sim(password: str) -> tuple[subprocess.Popen[str], str]:
 def start_server(email: str, password: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PODIUM_LISTEN": LISTEN, "PODIUM_DATA_DIR": str(STATE / "data"),
            "PODIUM_ADMIN_EMAIL": email, "PODIUM_ADMIN_PASSWORD": password}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "podium"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "podium"], env=env, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -116,7 +124,10 @@ Ctrl-C stops both.""",
         for proc in (server, sim):
             proc.send_signal(signal.SIGTERM)
         for proc in (server, sim):
-            proc.wait(timeout=15)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 if __name__ == "__main__":
