@@ -16,17 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.procstat import status_kb
 from tests.serverproc import Api, connected, start_server
 from tests.simproc import start_sim
 
 VMS, CLIENTS, RATE, SECONDS = 1000, 200, 1000, 5.0
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 async def calls_per_second(url: str) -> None:
@@ -74,13 +68,13 @@ async def main() -> None:
                 )
                 users.append((f"u{i}@bench", f"password number {i}", vms[i % len(vms)]["id"]))
 
-            before = rss_kb(srv.proc.pid)
+            before = status_kb(srv.proc.pid, "VmRSS")
             clients = [Api(srv.url) for _ in users]
             for c, (email, password, _) in zip(clients, users, strict=True):
                 await c.__aenter__()
                 await c.sign_in(email, password)
             await asyncio.sleep(1)
-            after = rss_kb(srv.proc.pid)
+            after = status_kb(srv.proc.pid, "VmRSS")
             print(f"idle signed-in connections: {(after - before) / CLIENTS:.0f} KB each on the server "
                   f"({CLIENTS} connections)  [target < 100 KB]")  # fmt: skip
 

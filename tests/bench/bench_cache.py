@@ -21,16 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.procstat import rss_mb  # noqa: E402
+
 VMS = 10_000
 STORM_RATE, STORM_SECONDS = 1000, 5.0
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def child(url: str, user: str, password: str, control: str) -> None:

@@ -27,6 +27,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.integration.test_xapisim_transfer import guest_with_disk, login, storage, wait_task
+from tests.procstat import status_kb
 from tests.serverproc import Api, connected, start_server
 from tests.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim
 
@@ -34,13 +35,6 @@ GIB = 1 << 30
 SIZE = int(os.environ.get("BENCH_DISK_GIB", "4")) * GIB
 ROUNDS = 3
 PARTS = set(os.environ.get("BENCH_PARTS", "export,import,copy").split(","))
-
-
-def status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def reset_peak(pid: int) -> None:
