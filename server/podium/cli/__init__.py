@@ -22,12 +22,12 @@ import re
 import signal
 import sys
 import traceback
-from pathlib import Path
 
 from .. import __version__
 from .commands import COMMANDS, call
+from .config import config_path
 from .errors import CliError, ExitStatus, RpcError, UsageError
-from .session import INVALID_CREDENTIALS, Globals, environment_note
+from .session import INVALID_CREDENTIALS, Globals
 
 HELP = """\
 Usage: podium [GLOBAL OPTIONS] COMMAND [ARGUMENTS]
@@ -87,8 +87,6 @@ def parse_globals(argv: list[str]) -> tuple[Globals, str, list[str]]:
     """The global options, the command and its arguments."""
     g = Globals(traceback="--traceback" in argv)
     argv = [a for a in argv if a != "--traceback"]
-    if os.environ.get("PODIUM_CONFIG"):
-        g.config = Path(os.environ["PODIUM_CONFIG"])
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -167,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         g, command, args = parse_globals(argv)
         if command in ("help", ""):
             (sys.stdout if command else sys.stderr).write(
-                HELP.format(config=environment_note(), version=__version__)
+                HELP.format(config=config_path(), version=__version__)
             )
             return 0 if command else int(ExitStatus.USAGE)
         if command == "version":

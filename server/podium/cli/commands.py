@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from .config import load, save
+from .config import config_path, load, save
 from .errors import AuthError, CliError, ConnectError, RpcError, UsageError
 from .params import match_names, parse_params
 from .rpc import Connection, check_url
@@ -139,7 +139,7 @@ async def _create_token(conn: Connection, a: RegisterArgs, description: str, cli
 async def register(g: Globals, args: list[str]) -> int:
     """Sign in (or check a token), and keep the server and a token in the configuration."""
     a = parse_register(args, g, accept_token=True)
-    config = load(g.config_file)
+    config = load(config_path())
     client_id = config.clientId or secrets.token_urlsafe(12)
     warn_cleartext(a.url)
     conn, tls = await open_trusting(a.url, a.allow_unauthorized)
@@ -154,12 +154,12 @@ async def register(g: Globals, args: list[str]) -> int:
         config.fingerprint = tls.fingerprint
         config.allowUnauthorized = tls.fingerprint is not None  # --au means "this certificate", no other
         try:
-            save(g.config_file, config)
-        except OSError as e:
+            save(config_path(), config)
+        except CliError:
             if a.token is None:  # a token nobody will ever know: take it back
                 with contextlib.suppress(RpcError, ConnectError):
                     await conn.call("token.deleteOwn", {"tokens": [token]})
-            raise CliError(f"cannot write the configuration {g.config_file}: {e.strerror}") from e
+            raise
     finally:
         await conn.close()
     return 0
@@ -183,13 +183,13 @@ async def unregister(g: Globals, args: list[str]) -> int:
     """Forget the server and its token, revoking the token on the server when it can be reached."""
     if args:
         raise UsageError(f"unregister takes no arguments: {' '.join(args)}")
-    config = load(g.config_file)
+    config = load(config_path())
     if not config.server:
         print("not registered with any server", file=sys.stderr)
         return 0
     note = "its token was revoked"
     try:
-        conn = await asyncio.wait_for(connect(Globals(config=g.config_file)), 15)
+        conn = await asyncio.wait_for(connect(Globals()), 15)
         try:
             await conn.call("token.deleteOwn", {"tokens": [config.token]})
         finally:
@@ -199,10 +199,7 @@ async def unregister(g: Globals, args: list[str]) -> int:
     server = config.server
     config.server = config.token = config.fingerprint = None
     config.allowUnauthorized = False
-    try:
-        save(g.config_file, config)
-    except OSError as e:
-        raise CliError(f"cannot write the configuration {g.config_file}: {e.strerror}") from e
+    save(config_path(), config)
     print(f"Unregistered from {server}: {note}", file=sys.stderr)
     return 0
 

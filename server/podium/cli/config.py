@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import CliError, UsageError
 
 _KNOWN = ("server", "token", "clientId", "allowUnauthorized", "fingerprint")
 
@@ -67,14 +67,17 @@ def load(path: Path) -> Config:
 
 
 def save(path: Path, config: Config) -> None:
-    """Write the configuration atomically, readable by its owner only."""
+    """Write the configuration atomically, readable by its owner only (a failure says which file)."""
     data = {**config.other}
     for key in _KNOWN:
         value = getattr(config, key)
         if value not in (None, False):
             data[key] = value
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)  # mode 0600
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)  # mode 0600
+    except OSError as e:
+        raise CliError(f"cannot write the configuration {path}: {e.strerror}") from e
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2)
@@ -82,6 +85,8 @@ def save(path: Path, config: Config) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise CliError(f"cannot write the configuration {path}: {e.strerror}") from e
         raise

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import getpass
-import os
 import platform
 import signal
 import socket
 import sys
 import urllib.parse
 from dataclasses import dataclass
-from pathlib import Path
 
 from .. import __version__
 from .config import Config, config_path, load
@@ -27,11 +25,6 @@ class Globals:
     allow_unauthorized: bool = False
     url: str | None = None  # https://TOKEN@host/: a server and token instead of the registered ones
     traceback: bool = False
-    config: Path | None = None
-
-    @property
-    def config_file(self) -> Path:
-        return self.config or config_path()
 
 
 def client_label() -> str:
@@ -99,7 +92,7 @@ def target(g: Globals) -> tuple[str, str, Tls]:
         netloc += f":{parts.port}" if parts.port else ""
         server = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
         return server, token, Tls(allow_any=g.allow_unauthorized)
-    config: Config = load(g.config_file)
+    config: Config = load(config_path())
     if not config.server or not config.token:
         raise AuthError(
             "not registered with a server: run podium register URL USER first (see podium --help)"
@@ -131,9 +124,3 @@ async def connect(g: Globals, notifications: bool = False) -> Connection:
         await conn.close()
         raise
     return conn
-
-
-def environment_note() -> str:
-    """Where the configuration lives, for the help text."""
-    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
-    return f"{base}/podium/config.json"
