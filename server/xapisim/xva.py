@@ -90,9 +90,9 @@ def plan_export(records: Callable[[str], dict[str, dict[str, Any]]], vm: str) ->
         return ids.setdefault(ref, f"Ref:{len(ids)}")
 
     order: list[tuple[str, str]] = []
-    todo = [("VM", vm)]
-    while todo:
-        cls, ref = todo.pop(0)
+    queue = [("VM", vm)]
+    while queue:
+        cls, ref = queue.pop(0)
         if (cls, ref) in order or ref not in records(cls):
             continue
         rec = records(cls)[ref]
@@ -104,7 +104,7 @@ def plan_export(records: Callable[[str], dict[str, dict[str, Any]]], vm: str) ->
             value = rec[field]
             nexts = value if isinstance(value, list) else [value]
             target = {"VBDs": "VBD", "VIFs": "VIF", "VDI": "VDI", "SR": "SR", "network": "network"}[field]
-            todo.extend((target, r) for r in nexts if r != NULL_REF)
+            queue.extend((target, r) for r in nexts if r != NULL_REF)
     exported = {ref for _, ref in order}
     objects = []
     disks = []

@@ -72,9 +72,9 @@ def ancestors(obj: Obj, lookup: Lookup) -> tuple[str, ...]:
     The same for every user, so it can be computed once per object and shared.
     """
     out: list[str] = [] if obj.get("type") == "VM-controller" else [obj["id"]]
-    todo, seen = list(_parents(obj, lookup)), set(out)
-    while todo and len(seen) < 64:
-        pid = todo.pop()
+    queue, seen = list(_parents(obj, lookup)), set(out)
+    while queue and len(seen) < 64:
+        pid = queue.pop()
         if not pid or pid in seen:
             continue
         seen.add(pid)
@@ -83,7 +83,7 @@ def ancestors(obj: Obj, lookup: Lookup) -> tuple[str, ...]:
             continue
         if parent.get("type") != "VM-controller":
             out.append(pid)
-        todo.extend(_parents(parent, lookup))
+        queue.extend(_parents(parent, lookup))
     return tuple(out)
 
 

@@ -184,14 +184,14 @@ class PoolCache:
         self.cls_of.pop(ref, None)
 
     def _reshape(self, refs: set[str], born_or_gone: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        todo = set(refs)
+        affected = set(refs)
         for ref in refs:
-            todo |= self.readers_of.get(ref, set())
+            affected |= self.readers_of.get(ref, set())
         for ref in born_or_gone:
-            todo |= self.linkers_of.get(ref, set())
+            affected |= self.linkers_of.get(ref, set())
         enter: dict[str, Obj] = {}
         exit_ids: set[str] = set()
-        for ref in todo:
+        for ref in affected:
             old_id = self.object_id.get(ref)
             obj = self._shape(ref)
             if obj is None:
