@@ -71,7 +71,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     objects = ObjectStore()
     servers = ServerManager(db, secrets, objects)
     users = Users(db)
-    await users.ensure_admin(settings.data_dir, settings.admin_email, settings.admin_password)
+    await users.ensure_admin(
+        settings.data_dir, settings.admin_email, settings.admin_password, settings.admin_password_hash
+    )
     audit = Audit(db)
     app["services"] = Services(
         settings, db, secrets, objects, servers, users, Tokens(db, secrets), Acls(db), audit, __version__

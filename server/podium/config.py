@@ -6,6 +6,7 @@
 | data directory | ``data_dir`` | ``PODIUM_DATA_DIR`` | ``./data`` |
 | database URL | ``database_url`` | ``PODIUM_DATABASE_URL`` | a SQLite file in the data directory |
 | first admin | ``[admin] email, password`` | ``PODIUM_ADMIN_EMAIL``, ``PODIUM_ADMIN_PASSWORD`` | a random password, printed once |
+| … or its hash | ``[admin] password_hash`` (argon2) | ``PODIUM_ADMIN_PASSWORD_HASH`` | (the appliance's wizard writes one) |
 | HTTPS | ``[tls] cert, key`` (PEM files) | ``PODIUM_TLS_CERT``, ``PODIUM_TLS_KEY`` | plain HTTP (the appliance puts nginx in front) |
 """
 
@@ -35,6 +36,7 @@ class Settings:
     database_url: str = ""
     admin_email: str = ""
     admin_password: str = ""
+    admin_password_hash: str = ""
     tls_cert: str = ""
     tls_key: str = ""
 
@@ -89,6 +91,9 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Setting
     tls = data.get("tls", {}) if isinstance(data.get("tls"), dict) else {}
     listen = env.get("PODIUM_LISTEN") or data.get("listen") or "127.0.0.1:8000"
     host, port = parse_listen(str(listen))
+    password_hash = str(env.get("PODIUM_ADMIN_PASSWORD_HASH") or admin.get("password_hash") or "")
+    if password_hash and not password_hash.startswith("$argon2"):
+        raise ConfigError("admin password_hash: must be an argon2 hash ($argon2id$...)")
     return Settings(
         host=host,
         port=port,
@@ -96,6 +101,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Setting
         database_url=str(env.get("PODIUM_DATABASE_URL") or data.get("database_url") or ""),
         admin_email=str(env.get("PODIUM_ADMIN_EMAIL") or admin.get("email") or ""),
         admin_password=str(env.get("PODIUM_ADMIN_PASSWORD") or admin.get("password") or ""),
+        admin_password_hash=password_hash,
         tls_cert=str(env.get("PODIUM_TLS_CERT") or tls.get("cert") or ""),
         tls_key=str(env.get("PODIUM_TLS_KEY") or tls.get("key") or ""),
     )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,47 @@ async def test_api_health_and_first_admin_with_a_random_password(tmp_path):
     finally:
         srv.stop()
     assert srv.log().count(secret[1]) == 1  # printed once, never again
+
+
+async def test_api_first_admin_from_a_hash_and_reset_password_from_the_console(tmp_path):
+    from argon2 import PasswordHasher
+
+    digest = PasswordHasher().hash("wizard-chosen passphrase")
+    srv = start_server(
+        tmp_path / "d",
+        admin=False,
+        env={"PODIUM_ADMIN_EMAIL": "root@box", "PODIUM_ADMIN_PASSWORD_HASH": digest},
+    )
+    env = {"PODIUM_DATA_DIR": str(tmp_path / "d"), "PATH": os.environ["PATH"]}
+
+    def reset(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "podium", "reset-password", *args]
+        return subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True)
+
+    try:
+        assert not (tmp_path / "d" / "initial-admin-password").exists()
+        async with Api(srv.url) as api:
+            assert (await api.sign_in("root@box", "wizard-chosen passphrase"))["permission"] == "admin"
+        # Run while the server runs, as the console does: a random password printed, or one from stdin.
+        out = await asyncio.to_thread(reset, "ROOT@box")
+        assert out.returncode == 0, out.stderr
+        new = out.stdout.strip()
+        assert len(new) >= 16 and new not in out.stderr
+        async with Api(srv.url) as api:
+            assert (await api.sign_in("root@box", new))["email"] == "root@box"
+        assert (
+            await asyncio.to_thread(reset, "root@box", "--password-stdin", stdin="typed one\n")
+        ).returncode == 0
+        async with Api(srv.url) as api:
+            await api.sign_in("root@box", "typed one")
+        wrong = await asyncio.to_thread(reset, "nobody@box")
+        assert wrong.returncode == 1 and wrong.stderr.strip() == "podium-server: no user nobody@box"
+    finally:
+        srv.stop()
+    assert new not in srv.log() and "typed one" not in srv.log()
+    env["PODIUM_ADMIN_PASSWORD_HASH"] = "plain"
+    bad = await asyncio.to_thread(reset, "x")  # the server refuses a configuration with a non-argon2 hash
+    assert bad.returncode == 2 and "must be an argon2 hash" in bad.stderr and "Traceback" not in bad.stderr
 
 
 async def test_api_sign_in_errors_and_permissions(server):

@@ -50,8 +50,10 @@ class Users:
         self.hasher = PasswordHasher()
         self._last_attempt: dict[str, float] = {}  # user -> time of the last failed sign-in
 
-    async def create(self, email: str, password: str, permission: str = "none") -> User:
-        """A new user (e-mail unique, password hashed with argon2)."""
+    async def create(
+        self, email: str, password: str, permission: str = "none", password_hash: str = ""
+    ) -> User:
+        """A new user (e-mail unique, password hashed with argon2, or given already hashed)."""
         email = email.strip()
         if not email:
             raise UserError("email: must not be empty")
@@ -63,7 +65,7 @@ class Users:
                 raise UserError(f"email: a user {email} already exists")
             user = User(
                 email=email,
-                password_hash=await self._hash(password) if password else "",
+                password_hash=password_hash or (await self._hash(password) if password else ""),
                 permission=permission,
             )
             s.add(user)
@@ -127,23 +129,46 @@ class Users:
             if user is not None:
                 user.password_hash = digest
 
-    async def ensure_admin(self, data_dir: Path, email: str, password: str) -> None:
-        """On the first start, create the admin: the given one, or one with a random password."""
+    async def ensure_admin(self, data_dir: Path, email: str, password: str, password_hash: str = "") -> None:
+        """On the first start, create the admin: the given one (password or its argon2 hash, as the
+        appliance's wizard writes it), or one with a random password."""
         if await self.count():
             return
         email = email or "admin@podium.local"
+        if password_hash:
+            await self.create(email, "", "admin", password_hash=password_hash)
+            log.info("created the admin %s", email)
+            return
         generated = not password
         if generated:
             password = secrets.token_urlsafe(15)
         await self.create(email, password, "admin")
         if generated:
-            path = data_dir / "initial-admin-password"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{email}\n{password}\n")
+            _write_secret(data_dir / "initial-admin-password", f"{email}\n{password}\n")
             # Shown once, so that the person who started the server can sign in; never logged again.
             log.warning(
-                "created the admin %s with password %s (also in %s, mode 0600)", email, password, path
+                "created the admin %s with password %s (also in %s, mode 0600)",
+                email,
+                password,
+                data_dir / "initial-admin-password",
             )
         else:
             log.info("created the admin %s", email)
+
+    async def reset_password(self, email: str, password: str = "") -> str:
+        """Give a user a new password (a random one unless given) and make them an admin again if they
+        were one; the console's way back in. Returns the password."""
+        user = await self.by_email(email)
+        if user is None:
+            raise UserError(f"no user {email}")
+        password = password or secrets.token_urlsafe(15)
+        await self.set_password(user.id, password)
+        self._last_attempt.pop(user.email.lower(), None)
+        log.warning("the password of %s was reset from the console", user.email)
+        return password
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
