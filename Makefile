@@ -14,6 +14,8 @@ SYSTEM_PACKAGES := \
 	nodejs:'command -v node' \
 	npm:'command -v npm' \
 	ca-certificates \
+	nginx:'command -v nginx' \
+	chromium:'command -v chromium' \
 	xva-img
 
 .PHONY: help setup run test lint format bench clean

@@ -1,0 +1,32 @@
+"""Running the commands that act on the system (nginx, systemd, networkd), with errors a person can read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+
+from .errors import ApplianceError
+
+log = logging.getLogger(__name__)
+
+
+def run(argv: list[str], what: str, timeout: float = 60.0) -> str:
+    """Run a command; its standard output, or an ApplianceError saying what failed and what it printed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise ApplianceError(f"{what}: the command {argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise ApplianceError(f"{what}: {argv[0]} did not finish within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        detail = said[-1] if said else f"exit status {done.returncode}"
+        raise ApplianceError(f"{what}: {detail}")
+    log.debug("%s: %s done", what, argv[0])
+    return done.stdout
+
+
+async def run_async(argv: list[str], what: str, timeout: float = 60.0) -> str:
+    """:func:`run` without blocking the event loop."""
+    return await asyncio.to_thread(run, argv, what, timeout)
