@@ -19,15 +19,23 @@ from .errors import ApplianceError
 #: What the appliance runs on the box; a test's appliance.toml replaces any of them.
 DEFAULT_COMMANDS: dict[str, list[str]] = {
     "proxy_test": ["nginx", "-t", "-q"],
-    "proxy_reload": ["systemctl", "reload", "nginx.service"],
+    # try-reload: at first boot nginx is not started yet (it starts after podium-firstboot)
+    "proxy_reload": ["systemctl", "try-reload-or-restart", "nginx.service"],
     "server_start": ["systemctl", "enable", "--now", "podium-server.service"],
-    "server_active": ["systemctl", "is-active", "--quiet", "podium-server.service"],
     "network_apply": ["networkctl", "reload"],
     "network_reconfigure": ["networkctl", "reconfigure", "{interface}"],
     "hostname_apply": ["hostnamectl", "set-hostname", "{hostname}"],
     "time_apply": ["systemctl", "try-restart", "systemd-timesyncd.service"],
     "service_active": ["systemctl", "is-active", "--quiet", "{unit}"],
-    "server_admin": ["podium-server", "--config", "{config}"],
+    "server_admin": [
+        "runuser",
+        "-u",
+        "podium",
+        "--",
+        "/opt/podium/current/bin/podium-server",
+        "--config",
+        "{config}",
+    ],
 }
 
 

@@ -2,7 +2,7 @@
 
 Routes: ``GET /api/health`` for monitors, ``/api/`` the JSON-RPC WebSocket, ``/api/transfers/…`` the
 one-shot downloads and uploads that methods answer with ``$getFrom`` / ``$sendTo``, ``/api/consoles/<vm>``
-the console proxy.
+the console proxy, ``/`` and ``/static/…`` the web UI.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .cache import ObjectStore
 from .config import Settings
 from .servers import ServerManager
 from .store import Database, SecretBox
+from .web import setup as setup_web
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/consoles/{id}", console)
     for path in ("/api/transfers/{token}", "/api/transfers/{token}/{name}"):
         app.router.add_route("*", path, transfer)
+    setup_web(app)
     return app
 
 

@@ -1,0 +1,199 @@
+"""``podium-appliance``: the appliance's own command, for its console and its services.
+
+    podium-appliance [--root DIR] firstboot | wizard | setup-code [--new]
+                     network show | network dhcp | network static ADDRESS [--netmask M] [--gateway G] [--dns D…]
+                     check | reset-admin-password [EMAIL] [--password-stdin]
+                     proxy apply setup|ready | tls show | tls install CERT KEY
+
+Exit status: 0 done, 1 failed (the message says why), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from . import tls
+from .check import run_checks
+from .errors import ApplianceError
+from .firstboot import firstboot
+from .layout import Layout, Settings
+from .network import DHCP, Network, static_config
+from .proxy import Proxy
+from .setup_code import SetupCode, console_text, write_issue
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="podium-appliance", description="The Podium appliance's own command.")
+    p.add_argument("--root", type=Path, default=Path(os.environ.get("PODIUM_APPLIANCE_ROOT", "/")),
+                   help="the filesystem root the appliance lives under (default /)")  # fmt: skip
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("firstboot", help="at boot: the certificate, the deploy keys, the setup code")
+    sub.add_parser("wizard", help="serve the setup wizard (on loopback, behind nginx)")
+    code = sub.add_parser("setup-code", help="show the setup code")
+    code.add_argument("--new", action="store_true", help="replace it (if it may have been seen)")
+    net = sub.add_parser("network", help="show or change the network settings")
+    net_sub = net.add_subparsers(dest="mode", required=True)
+    net_sub.add_parser("show")
+    net_sub.add_parser("dhcp")
+    static = net_sub.add_parser("static")
+    static.add_argument("address", help="ADDRESS/PREFIX, or ADDRESS with --netmask")
+    static.add_argument("--netmask", default="")
+    static.add_argument("--gateway", default="")
+    static.add_argument("--dns", nargs="*", default=[])
+    sub.add_parser("check", help="services, disk space, certificate expiry, pool connectivity")
+    reset = sub.add_parser("reset-admin-password", help="give the admin a new password")
+    reset.add_argument("email", nargs="?", help="the user (default: the admin created at setup)")
+    reset.add_argument("--password-stdin", action="store_true")
+    proxy = sub.add_parser("proxy", help="render the nginx configuration and reload nginx")
+    proxy.add_argument("action", choices=["apply"])
+    proxy.add_argument("mode", choices=["setup", "ready"])
+    cert = sub.add_parser("tls", help="the HTTPS certificate")
+    cert.add_argument("action", choices=["show", "install"])
+    cert.add_argument("files", nargs="*", type=Path, metavar="CERT KEY")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; an ApplianceError is printed as one line, never a traceback."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    layout = Layout(args.root)
+    try:
+        settings = layout.settings()
+        return COMMANDS[args.command](layout, settings, args)
+    except ApplianceError as e:
+        print(f"podium-appliance: {e.message}", file=sys.stderr)
+        return 1
+
+
+def _firstboot(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    for line in asyncio.run(firstboot(layout, settings)):
+        print(line, flush=True)  # on the console (the unit's output goes to tty and serial)
+    return 0
+
+
+def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from .wizard import make_app
+
+    host, _, port = settings.wizard_listen.rpartition(":")
+    app = make_app(layout, settings)
+
+    async def stop_when_finished(app: web.Application) -> None:
+        async def wait() -> None:
+            await app["wizard"].finished.wait()
+            await asyncio.sleep(2)  # the last page reaches the browser first
+            raise web.GracefulExit()
+
+        app["stopper"] = asyncio.get_running_loop().create_task(wait())
+
+    app.on_startup.append(stop_when_finished)
+    try:
+        web.run_app(app, host=host.strip("[]"), port=int(port), print=None)
+    except web.GracefulExit:
+        pass
+    return 0
+
+
+def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    if layout.setup_complete.exists():
+        raise ApplianceError("setup is complete: there is no setup code any more")
+    code = SetupCode(layout)
+    value = code.renew() if args.new else code.ensure()
+    write_issue(layout, value)
+    urls = [f"https://{a}/" if ":" not in a else f"https://[{a}]/" for a in tls.local_addresses()]
+    print(console_text(value, urls), end="")
+    return 0
+
+
+def _network(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    net = Network(layout, settings)
+    if args.mode == "show":
+        print(net.current().describe())
+        return 0
+    wanted = DHCP if args.mode == "dhcp" else static_config(
+        args.address, args.netmask, args.gateway, " ".join(args.dns)
+    )  # fmt: skip
+    net.apply(wanted)
+    print(f"network: {wanted.describe()}")
+    return 0
+
+
+def _check(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    results = asyncio.run(run_checks(layout, settings))
+    width = max(len(r.name) for r in results)
+    for r in results:
+        print(f"{r.status:<5} {r.name:<{width}}  {r.detail}")
+    return 1 if any(r.status == "FAIL" for r in results) else 0
+
+
+def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    email = args.email
+    if not email:
+        try:
+            email = json.loads(layout.setup_complete.read_text())["admin"]
+        except (OSError, ValueError, KeyError):
+            raise ApplianceError("setup is not complete: give the user's e-mail") from None
+    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password", email]
+    if args.password_stdin:
+        argv.append("--password-stdin")
+    done = subprocess.run(argv, stdin=sys.stdin if args.password_stdin else subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise ApplianceError(said[-1].removeprefix("podium-server: ") if said else "the reset failed")
+    if done.stdout.strip():
+        print(f"New password for {email}: {done.stdout.strip()}")
+    else:
+        print(f"The password of {email} was changed.")
+    return 0
+
+
+def _proxy(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    Proxy(layout, settings).apply(args.mode)
+    print(f"nginx: {args.mode} configuration applied")
+    return 0
+
+
+def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        info = tls.read_info(layout.tls_cert)
+    else:
+        if len(args.files) != 2:
+            raise ApplianceError("tls install CERT KEY: give the certificate file and the key file")
+        try:
+            cert, key = (path.read_bytes() for path in args.files)
+        except OSError as e:
+            raise ApplianceError(f"cannot read {e.filename}: {e.strerror}") from None
+        info = Proxy(layout, settings).install_certificate(cert, key)
+    print(f"subject:     {info.subject}\nnames:       {', '.join(info.names)}")
+    print(f"valid until: {info.not_after:%Y-%m-%d %H:%M} UTC\nfingerprint: {info.fingerprint}")
+    for warning in info.warnings:
+        print(f"warning:     {warning}")
+    return 0
+
+
+COMMANDS = {
+    "firstboot": _firstboot,
+    "wizard": _wizard,
+    "setup-code": _setup_code,
+    "network": _network,
+    "check": _check,
+    "reset-admin-password": _reset_admin_password,
+    "proxy": _proxy,
+    "tls": _tls,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Completing setup: the server's configuration written atomically, the server started with the admin, the
+first pool added through the server's own API, the proxy switched to the server, the wizard locked for good.
+
+The same path serves the wizard and the unattended first boot. Until the last step nothing is locked, so a
+failure (the server does not start, the pool refuses) leaves the wizard open to try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import itertools
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from argon2 import PasswordHasher
+
+from .errors import ApplianceError
+from .layout import Layout, Settings, write_atomic
+from .proxy import Proxy
+from .setup_code import SetupCode, write_issue
+from .system import run_async
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("stable", "latest")
+
+
+@dataclass
+class Answers:
+    """What setup decided; the pool part is optional (pools can be added later)."""
+
+    admin_email: str
+    admin_password: str
+    channel: str = "stable"
+    update_proxy: str = ""
+    pool_host: str = ""
+    pool_username: str = ""
+    pool_password: str = ""
+    pool_fingerprint: str = ""
+
+
+def is_complete(layout: Layout) -> bool:
+    """Setup was completed (the wizard is locked for good)."""
+    return layout.setup_complete.exists()
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def write_server_config(layout: Layout, settings: Settings, answers: Answers) -> None:
+    """The server's podium.toml: loopback listen address, data folder, the admin (argon2 hash only)."""
+    digest = PasswordHasher().hash(answers.admin_password)
+    text = (
+        "# Written by the Podium setup wizard.\n"
+        f"listen = {_toml_string(settings.server_listen)}\n"
+        f"data_dir = {_toml_string(str(layout.server_data))}\n\n"
+        "[admin]  # used at the server's first start only\n"
+        f"email = {_toml_string(answers.admin_email)}\n"
+        f"password_hash = {_toml_string(digest)}\n"
+    )
+    write_atomic(layout.server_toml, text, mode=0o640)
+    try:  # the server runs as its own user, of group podium, on the appliance
+        os.chown(layout.server_toml, -1, grp.getgrnam("podium").gr_gid)
+    except (KeyError, PermissionError):
+        pass
+    updates = f"channel = {_toml_string(answers.channel)}\nproxy = {_toml_string(answers.update_proxy)}\n"
+    write_atomic(layout.etc / "updates.toml", "# The update channel chosen at setup.\n" + updates)
+
+
+async def wait_healthy(settings: Settings, seconds: float = 60.0) -> None:
+    """Wait until the server answers its health check on loopback."""
+    url = f"http://{settings.server_listen}/api/health"
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            try:
+                async with http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+    raise ApplianceError(f"the Podium server did not answer within {seconds:.0f} s; see its log")
+
+
+class ServerApi:
+    """A JSON-RPC call or two on the server's WebSocket API, as any client would make them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = f"ws://{settings.server_listen}/api/"
+        self.ids = itertools.count(1)
+
+    async def __aenter__(self) -> ServerApi:
+        self.http = aiohttp.ClientSession()
+        try:
+            self.ws = await self.http.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5))
+        except (aiohttp.ClientError, OSError) as e:
+            await self.http.close()
+            raise ApplianceError(f"cannot reach the Podium server's API: {e}") from e
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.ws.close()
+        await self.http.close()
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        """The result, or an ApplianceError with the server's message."""
+        call_id = next(self.ids)
+        await self.ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive_json(), 60)
+            if msg.get("id") == call_id:
+                break
+        if "error" in msg:
+            raise ApplianceError(f"{method}: {msg['error'].get('message', 'failed')}")
+        return msg["result"]
+
+
+async def add_pool(settings: Settings, answers: Answers, seconds: float = 60.0) -> None:
+    """Sign in as the new admin and add the pool with its confirmed fingerprint; wait until connected."""
+    async with ServerApi(settings) as api:
+        await api.call("session.signIn", {"email": answers.admin_email, "password": answers.admin_password})
+        known = {s["host"]: s["id"] for s in await api.call("server.getAll", {})}
+        server_id = known.get(answers.pool_host) or await api.call(
+            "server.add",
+            {
+                "host": answers.pool_host,
+                "username": answers.pool_username,
+                "password": answers.pool_password,
+                "fingerprint": answers.pool_fingerprint,
+            },
+        )
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            (info,) = [s for s in await api.call("server.getAll", {}) if s["id"] == server_id]
+            if info.get("status") == "connected":
+                return
+            await asyncio.sleep(0.3)
+    error = info.get("error") or info.get("status")
+    raise ApplianceError(f"the server could not connect to the pool: {error}")
+
+
+async def complete(layout: Layout, settings: Settings, answers: Answers) -> None:
+    """Everything setup does at the end, in an order where a failure locks nothing."""
+    if is_complete(layout):
+        raise ApplianceError("setup is complete already")
+    write_server_config(layout, settings, answers)
+    await run_async(settings.command("server_start"), "starting the Podium server")
+    await wait_healthy(settings)
+    if answers.pool_host:
+        await add_pool(settings, answers)
+    Proxy(layout, settings).apply("ready")
+    write_atomic(
+        layout.setup_complete,
+        json.dumps({"completed": time.time(), "admin": answers.admin_email}) + "\n",
+        mode=0o644,
+    )
+    SetupCode(layout).erase()
+    write_issue(layout, None)
+    log.info("setup complete: admin %s, the wizard is locked", answers.admin_email)

@@ -1,0 +1,187 @@
+"""nginx in front of the appliance: its configuration (setup or ready mode), tested before it is reloaded.
+
+The configuration is rendered from ``templates/nginx/podium.conf.j2`` into ``Layout.nginx_conf`` (included
+in nginx's http context). Two modes: ``setup`` sends everything to the first-boot wizard, ``ready`` to
+the Podium server, with HSTS. Every change is checked with ``nginx -t`` (the ``proxy_test`` command)
+and undone if nginx refuses it; only then is nginx reloaded (``proxy_reload``), which keeps open
+connections (WebSockets, transfers) on the old workers until they end.
+
+Which addresses nginx listens on: all (IPv4, and IPv6 when the kernel has it) unless appliance.toml's
+``[proxy] listen`` gives a list (tests use ``["127.0.0.1"]``).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import tomllib
+from collections.abc import Sequence
+
+import jinja2
+
+from . import system, tls
+from .errors import ApplianceError
+from .layout import Layout, Settings, write_atomic
+
+#: The modes of the configuration.
+MODES = ("setup", "ready")
+#: The first line of a rendered configuration starts so; the mode follows.
+MARKER = "# podium-proxy mode="
+
+_UPSTREAM = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
+_SERVER_NAME = re.compile(r"[A-Za-z0-9*_.-]+")
+_ADDRESS = re.compile(r"[0-9.]+|\*|\[[0-9A-Fa-f:.]+\]")
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("podium_appliance", "templates"),
+    autoescape=False,  # nginx's configuration, not HTML
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render(
+    layout: Layout,
+    settings: Settings,
+    mode: str,
+    server_name: str = "_",
+    addresses: Sequence[str] | None = None,
+) -> str:
+    """nginx's configuration for ``mode`` ("setup" or "ready"), listening on ``addresses``."""
+    if mode not in MODES:
+        raise ApplianceError(f"unknown proxy mode {mode!r}: use one of {', '.join(MODES)}")
+    return _ENV.get_template("nginx/podium.conf.j2").render(
+        mode=mode,
+        server_name=_checked(_SERVER_NAME, server_name, "server name"),
+        addresses=[_checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(layout)],
+        http_port=_port(settings.http_port, "http_port"),
+        https_port=_port(settings.https_port, "https_port"),
+        port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
+        tls_cert=layout.tls_cert.absolute(),
+        tls_key=layout.tls_key.absolute(),
+        server_upstream=_checked(_UPSTREAM, settings.server_listen, "the server's listen address"),
+        wizard_upstream=_checked(_UPSTREAM, settings.wizard_listen, "the wizard's listen address"),
+    )
+
+
+def listen_addresses(layout: Layout) -> list[str]:
+    """Where nginx listens: appliance.toml's ``[proxy] listen``, or every address of the machine."""
+    try:
+        listen = tomllib.loads(layout.appliance_toml.read_text()).get("proxy", {}).get("listen")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        listen = None  # Layout.settings() says what is wrong with the file; here, the default
+    if isinstance(listen, list) and listen and all(isinstance(a, str) for a in listen):
+        return list(listen)
+    return ["0.0.0.0", "[::]"] if _has_ipv6() else ["0.0.0.0"]
+
+
+def _has_ipv6() -> bool:
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return False  # nginx could not listen on [::] either (booted with ipv6.disable=1)
+    return True
+
+
+def _checked(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ApplianceError(f"{what} {value!r} cannot go into nginx's configuration")
+    return value
+
+
+def _port(value: int, what: str) -> int:
+    if not 0 < value < 65536:
+        raise ApplianceError(f"[proxy] {what} must be a port number (1-65535), not {value}")
+    return value
+
+
+class Proxy:
+    """The appliance's nginx: its configuration file and its certificate, changed only as nginx accepts."""
+
+    def __init__(self, layout: Layout, settings: Settings) -> None:
+        self.layout, self.settings = layout, settings
+
+    def mode(self) -> str | None:
+        """The mode the current configuration was rendered in; None without one (or one not ours)."""
+        try:
+            with self.layout.nginx_conf.open() as f:
+                first = f.readline().strip()
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        except OSError as e:
+            raise ApplianceError(f"cannot read {self.layout.nginx_conf}: {e.strerror}") from None
+        mode = first.removeprefix(MARKER) if first.startswith(MARKER) else None
+        return mode if mode in MODES else None
+
+    def apply(self, mode: str, server_name: str = "_") -> None:
+        """Render ``mode``'s configuration, have nginx test it (undone if refused), then reload nginx."""
+        text = render(self.layout, self.settings, mode, server_name)
+        path = self.layout.nginx_conf
+        try:
+            previous = path.read_bytes()
+        except FileNotFoundError:
+            previous = None
+        except OSError as e:
+            raise ApplianceError(f"cannot read {path}: {e.strerror}") from None
+        write_atomic(path, text)
+        try:
+            self._test()
+        except ApplianceError:
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomic(path, previous)
+            raise
+        self._reload()
+
+    def install_certificate(
+        self, cert_pem: bytes, key_pem: bytes, hostname: str | None = None
+    ) -> tls.CertInfo:
+        """Check and install a certificate and its key, then reload nginx (open connections stay up).
+
+        Nothing is written when the pair is invalid; the previous pair is put back if nginx refuses it.
+        """
+        info = tls.validate(cert_pem, key_pem, hostname=hostname)
+        previous = tls.write_pair(self.layout, cert_pem, key_pem)
+        try:
+            self._test()
+        except ApplianceError:
+            tls.restore_pair(self.layout, previous)
+            raise
+        self._reload()
+        return info
+
+    def _test(self) -> None:
+        _nginx_test(self.settings.command("proxy_test"))
+
+    def _reload(self) -> None:
+        system.run(self.settings.command("proxy_reload"), "reloading nginx")
+
+
+def _nginx_test(argv: list[str], timeout: float = 60.0) -> None:
+    """Run ``nginx -t``; an ApplianceError quoting nginx's own complaint when it refuses.
+
+    Not :func:`system.run`, which quotes the last line: nginx's is "configuration file … test failed",
+    after the line that says what is wrong.
+    """
+    what = "nginx's configuration test"
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise ApplianceError(f"{what}: the command {argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise ApplianceError(f"{what}: {argv[0]} did not finish within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        raise ApplianceError(f"nginx refused the configuration: {_complaint(done.stderr or done.stdout)}")
+
+
+def _complaint(output: str) -> str:
+    """nginx's first [emerg] (or [alert], [crit]) line without its date and pid; else its last line."""
+    lines = output.strip().splitlines()
+    for line in lines:
+        found = re.search(r"\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(.*)", line)
+        if found:
+            return found.group(1)
+    return lines[-1] if lines else "it failed without saying why"

@@ -1,0 +1,524 @@
+"""The appliance's HTTPS certificate (served by nginx): a self-signed one made at first boot, or an uploaded one.
+
+An uploaded certificate file is what nginx's ``ssl_certificate`` expects: the server's certificate (the leaf)
+first, then each intermediate, each one issued by the next. :func:`validate` refuses what nginx or browsers
+would refuse, with a message saying what to do, before anything is written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from . import system
+from .errors import ApplianceError
+from .layout import Layout, write_atomic
+
+log = logging.getLogger(__name__)
+
+#: Apple's clients refuse TLS server certificates valid for longer than this (NotBefore to NotAfter).
+MAX_DAYS = 825
+#: Below this many days left, an installed or uploaded certificate gets a warning.
+EXPIRY_WARNING_DAYS = 30
+#: What browsers accept for a server key; P-521 is left out because Chrome does not support it.
+SUPPORTED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+MIN_RSA_BITS = 2048
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
+_PASSPHRASE_FIX = "remove the passphrase with `openssl pkey -in key.pem -out plain.pem` and upload plain.pem"
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TlsError(ApplianceError):
+    """A certificate or key that cannot be used, with what to do about it."""
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What a person needs to know about a certificate: whom it names, until when, its fingerprint."""
+
+    subject: str
+    issuer: str
+    names: list[str]
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+    self_signed: bool
+    chain_length: int
+    warnings: list[str] = field(default_factory=list)
+
+
+# Addresses
+
+
+def local_addresses() -> list[str]:
+    """The machine's IPv4 and IPv6 addresses, without loopback and link-local; empty when ``ip`` fails."""
+    try:
+        out = system.run(["ip", "-j", "addr", "show"], "listing the addresses", timeout=10)
+        links = json.loads(out)
+    except (ApplianceError, OSError, ValueError) as e:
+        log.warning("cannot list the machine's addresses: %s", getattr(e, "message", e))
+        return []
+    found: list[str] = []
+    for link in links if isinstance(links, list) else []:
+        for entry in link.get("addr_info", []) if isinstance(link, dict) else []:
+            address = _usable_address(entry)
+            if address is not None and address not in found:
+                found.append(address)
+    return found
+
+
+def _usable_address(entry: Any) -> str | None:
+    if not isinstance(entry, dict) or entry.get("scope") in ("host", "link"):
+        return None
+    try:
+        address = ipaddress.ip_address(str(entry.get("local", "")))
+    except ValueError:
+        return None
+    # scope alone is not enough: a link-local address can be configured with scope global by hand
+    return None if address.is_loopback or address.is_link_local else str(address)
+
+
+# Generation
+
+
+def generate_self_signed(
+    hostname: str, addresses: list[str], days: int = MAX_DAYS, now: datetime | None = None
+) -> tuple[bytes, bytes]:
+    """A new ECDSA P-256 key and a self-signed certificate naming ``hostname`` and ``addresses`` (PEM)."""
+    if not 1 <= days <= MAX_DAYS:
+        raise TlsError(f"a certificate must be valid for 1 to {MAX_DAYS} days, not {days}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(hostname))])
+    start = _utc(now).replace(microsecond=0)
+    not_before = start - timedelta(hours=1)  # a client whose clock is a little behind still accepts it
+    # The validity period, not only the time left, must stay within Apple's limit.
+    not_after = min(start + timedelta(days=days), not_before + timedelta(days=MAX_DAYS))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName(_san(hostname, addresses)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    log.info("generated a self-signed certificate for %s until %s", hostname, not_after.date())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def _common_name(hostname: str) -> str:
+    _check_hostname(hostname)
+    # X.509 limits a CN to 64 characters; the SAN, which browsers use, carries the full name anyway.
+    return hostname if len(hostname) <= 64 else hostname.split(".")[0]
+
+
+def _check_hostname(hostname: str) -> None:
+    if _ip(hostname) is not None:
+        return
+    labels = hostname.rstrip(".").split(".")
+    if not hostname or len(hostname) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise TlsError(
+            f"{hostname!r} is not a valid host name: use letters, digits and hyphens, "
+            "in dot-separated parts of at most 63 characters"
+        )
+
+
+def _san(hostname: str, addresses: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    ips: list[Address] = []
+    host_ip = _ip(hostname)
+    if host_ip is not None:
+        ips.append(host_ip)
+    else:
+        full = hostname.rstrip(".")
+        names.append(x509.DNSName(full))
+        if "." in full:
+            names.append(x509.DNSName(full.split(".")[0]))  # what people type on a LAN without a domain
+    for text in addresses:
+        address = _ip(text)
+        if address is None:
+            raise TlsError(f"{text!r} is not an IP address")
+        if address not in ips:
+            ips.append(address)
+    return names + [x509.IPAddress(address) for address in ips]
+
+
+def _key_usage() -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+# Validation
+
+
+def validate(
+    cert_pem: bytes, key_pem: bytes, *, now: datetime | None = None, hostname: str | None = None
+) -> CertInfo:
+    """Check an uploaded certificate chain (leaf first) and its private key; TlsError says what is wrong."""
+    chain = _load_chain(cert_pem)
+    key = _load_key(key_pem)
+    leaf = chain[0]
+    _check_key(key, leaf)
+    _check_leaf(leaf)
+    moment = _utc(now)
+    for position, cert in enumerate(chain, start=1):
+        _check_dates(cert, position, moment)
+    _check_order(chain)
+    return _info(chain, moment, hostname)
+
+
+def read_info(cert_path: Path) -> CertInfo:
+    """What the installed certificate file holds (no key check), for display and the health check."""
+    try:
+        data = cert_path.read_bytes()
+    except OSError as e:
+        raise TlsError(f"cannot read the certificate {cert_path}: {e.strerror}") from None
+    return _info(_load_chain(data), _utc(None), None)
+
+
+def _load_chain(cert_pem: bytes) -> list[x509.Certificate]:
+    if not cert_pem.strip():
+        raise TlsError("the certificate file is empty: upload the certificate in PEM format")
+    if b"-----BEGIN" not in cert_pem:
+        raise TlsError(
+            "the certificate is not in PEM format (text starting with -----BEGIN CERTIFICATE-----): "
+            "convert a DER file with `openssl x509 -inform der -in cert.der -out cert.pem`, "
+            "or a .pfx/.p12 file with `openssl pkcs12 -in cert.pfx -nokeys -out cert.pem`"
+        )
+    if b"PRIVATE KEY-----" in cert_pem:
+        # nginx would accept it, but the certificate file is readable by everyone on the box
+        raise TlsError(
+            "the certificate file also holds a private key: keep the key only in the key file "
+            "(the certificate file is readable by everyone), or check that the two files are not swapped"
+        )
+    if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        raise TlsError(
+            "the certificate file holds no certificate (no -----BEGIN CERTIFICATE----- block): "
+            "upload the server certificate your certificate authority issued, in PEM format"
+        )
+    try:
+        return x509.load_pem_x509_certificates(cert_pem)
+    except ValueError as e:
+        raise TlsError(
+            f"a certificate in the file is damaged and cannot be read ({_first_line(e)}): "
+            "upload the file again as your certificate authority issued it"
+        ) from None
+
+
+def _load_key(key_pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    if not key_pem.strip():
+        raise TlsError("the key file is empty: upload the private key in PEM format")
+    if b"PRIVATE KEY-----" not in key_pem:
+        swapped = b"-----BEGIN CERTIFICATE-----" in key_pem
+        raise TlsError(
+            "the key file holds a certificate, not a private key: check that the two files are not swapped"
+            if swapped
+            else "the key file is not a PEM private key (-----BEGIN PRIVATE KEY-----): "
+            "upload the private key generated with the certificate request"
+        )
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key_pem or b"Proc-Type: 4,ENCRYPTED" in key_pem:
+        raise TlsError(
+            f"the private key is protected by a passphrase, which nginx cannot type: {_PASSPHRASE_FIX}"
+        )
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:  # encrypted in a way the header test above did not see
+        raise TlsError(f"the private key is protected by a passphrase: {_PASSPHRASE_FIX}") from None
+    except UnsupportedAlgorithm:
+        raise TlsError(_unsupported_key("a kind this appliance cannot read")) from None
+    except ValueError as e:
+        raise TlsError(
+            f"the private key cannot be read ({_first_line(e)}): upload the PEM key file as it was "
+            "generated, unmodified"
+        ) from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, SUPPORTED_CURVES):
+        return key
+    kind = f"ECDSA {key.curve.name}" if isinstance(key, ec.EllipticCurvePrivateKey) else _kind(key)
+    raise TlsError(_unsupported_key(kind))
+
+
+def _kind(key: object) -> str:
+    return type(key).__name__.removesuffix("PrivateKey") or "unknown"
+
+
+def _unsupported_key(kind: str) -> str:
+    return (
+        f"the private key is of a type browsers do not accept ({kind}): have the certificate issued "
+        f"for an RSA key of {MIN_RSA_BITS} bits or more, or an ECDSA P-256 or P-384 key"
+    )
+
+
+def _check_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, leaf: x509.Certificate) -> None:
+    der = serialization.Encoding.DER
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(der, spki) != leaf.public_key().public_bytes(der, spki):
+        raise TlsError(
+            "the private key does not belong to the certificate (the certificate's public key differs): "
+            "upload the key that was generated with this certificate"
+        )
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
+        raise TlsError(
+            f"the RSA key has only {key.key_size} bits, which browsers refuse: "
+            f"have a certificate issued for a new key of {MIN_RSA_BITS} bits or more"
+        )
+
+
+def _check_leaf(leaf: x509.Certificate) -> None:
+    if _is_ca(leaf):
+        raise TlsError(
+            f"the first certificate ({_label(leaf)}) is a certificate authority, not a server certificate: "
+            "put the server's own certificate first, then its issuers"
+        )
+
+
+def _check_dates(cert: x509.Certificate, position: int, now: datetime) -> None:
+    what = "the certificate" if position == 1 else f"certificate {position} in the file ({_label(cert)})"
+    if now < cert.not_valid_before_utc:
+        raise TlsError(
+            f"{what} is not valid yet: it starts on {_when(cert.not_valid_before_utc)}; "
+            "check the appliance's clock and time zone, or wait until then"
+        )
+    if now > cert.not_valid_after_utc:
+        fix = (
+            "renew it"
+            if position == 1
+            else "get the current intermediate certificate from your certificate authority"
+        )
+        raise TlsError(f"{what} expired on {_when(cert.not_valid_after_utc)}: {fix}")
+
+
+def _check_order(chain: list[x509.Certificate]) -> None:
+    for position, (cert, issuer) in enumerate(pairwise(chain), start=1):
+        where = f"certificate {position} ({_label(cert)})"
+        by = f"certificate {position + 1} ({_label(issuer)})"
+        if cert.issuer != issuer.subject:
+            raise TlsError(
+                f"{where} was not issued by {by}{_found(chain, cert)}: put the leaf first, then each issuer"
+            )
+        try:
+            cert.verify_directly_issued_by(issuer)
+        except (InvalidSignature, ValueError, TypeError):
+            # Same name, different key: usually an old or cross-signed issuer certificate.
+            raise TlsError(
+                f"{where} names {by} as its issuer, but its signature does not verify with that "
+                "certificate's key: use the intermediate certificate your certificate authority sent with it"
+            ) from None
+
+
+def _found(chain: list[x509.Certificate], cert: x509.Certificate) -> str:
+    # Naming where the issuer actually is (if it is in the file) tells the person how to reorder.
+    for position, other in enumerate(chain, start=1):
+        if other is not cert and other.subject == cert.issuer:
+            return f" but by certificate {position} ({_label(other)})"
+    return f" (its issuer, {cert.issuer.rfc4514_string()}, is not in the file)"
+
+
+# Description
+
+
+def _info(chain: list[x509.Certificate], now: datetime, hostname: str | None) -> CertInfo:
+    leaf = chain[0]
+    names = _names(leaf)
+    self_signed = _self_signed(leaf)
+    return CertInfo(
+        subject=leaf.subject.rfc4514_string(),
+        issuer=leaf.issuer.rfc4514_string(),
+        names=names,
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        fingerprint=leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
+        self_signed=self_signed,
+        chain_length=len(chain),
+        warnings=_warnings(leaf, names, self_signed, now, hostname),
+    )
+
+
+def _warnings(
+    leaf: x509.Certificate, names: list[str], self_signed: bool, now: datetime, hostname: str | None
+) -> list[str]:
+    warnings: list[str] = []
+    left = leaf.not_valid_after_utc - now
+    if left < timedelta(0):
+        warnings.append(f"the certificate expired on {_when(leaf.not_valid_after_utc)}: renew it")
+    elif left < timedelta(days=EXPIRY_WARNING_DAYS):
+        warnings.append(
+            f"the certificate expires on {_when(leaf.not_valid_after_utc)} "
+            f"(in {left.days} days): renew it soon"
+        )
+    if not names:
+        warnings.append(
+            "the certificate has no Subject Alternative Name: browsers ignore the CN and will refuse it; "
+            "have it reissued with the appliance's names"
+        )
+    elif hostname and not covers(names, hostname):
+        warnings.append(
+            f"the certificate does not name {hostname} (it names {', '.join(names)}): "
+            f"browsers opening https://{hostname}/ will show a warning"
+        )
+    if self_signed:
+        warnings.append(
+            "the certificate is self-signed: browsers will warn until it is trusted; "
+            "compare its fingerprint before accepting it"
+        )
+    return warnings
+
+
+def covers(names: list[str], hostname: str) -> bool:
+    """Whether a certificate's names cover ``hostname`` (a wildcard stands for exactly one label)."""
+    wanted_ip = _ip(hostname)
+    if wanted_ip is not None:
+        return any(_ip(name) == wanted_ip for name in names)
+    wanted = hostname.rstrip(".").lower()
+    for name in (n.rstrip(".").lower() for n in names if _ip(n) is None):
+        if name == wanted:
+            return True
+        if name.startswith("*.") and "." in wanted:
+            label, rest = wanted.split(".", 1)
+            if label and rest == name[2:]:
+                return True
+    return False
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    dns: list[str] = san.get_values_for_type(x509.DNSName)
+    ips = [str(a) for a in san.get_values_for_type(x509.IPAddress)]
+    return dns + ips
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
+
+
+def _label(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return f"CN={cns[0].value!s}" if cns else cert.subject.rfc4514_string() or "no name"
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).split(". See ")[0].splitlines()[0] if str(error) else type(error).__name__
+
+
+def _ip(text: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+# Installation
+
+
+def ensure_certificate(layout: Layout, hostname: str, addresses: list[str] | None = None) -> bool:
+    """Make a self-signed certificate unless one is installed; True when one was made."""
+    if layout.tls_cert.exists() and layout.tls_key.exists():
+        return False
+    cert, key = generate_self_signed(hostname, local_addresses() if addresses is None else addresses)
+    write_pair(layout, cert, key)
+    return True
+
+
+def write_pair(layout: Layout, cert_pem: bytes, key_pem: bytes) -> tuple[bytes, bytes] | None:
+    """Install a certificate and its key; returns the previous pair (None if there was none) for restore_pair."""
+    previous = _read_pair(layout)
+    # The key first: whoever finds the new certificate on disk also finds its key beside it.
+    _write(layout.tls_key, key_pem, 0o600)
+    try:
+        _write(layout.tls_cert, cert_pem, 0o644)
+    except TlsError:
+        restore_pair(layout, previous)  # never leave the new key beside the old certificate
+        raise
+    log.info("installed the certificate %s and its key", layout.tls_cert)
+    return previous
+
+
+def restore_pair(layout: Layout, previous: tuple[bytes, bytes] | None) -> None:
+    """Put back what write_pair returned: the previous pair, or no certificate at all (None)."""
+    if previous is None:
+        for path in (layout.tls_cert, layout.tls_key):
+            path.unlink(missing_ok=True)
+        log.info("removed the certificate %s and its key", layout.tls_cert)
+        return
+    cert_pem, key_pem = previous
+    _write(layout.tls_key, key_pem, 0o600)
+    _write(layout.tls_cert, cert_pem, 0o644)
+    log.info("restored the previous certificate %s and its key", layout.tls_cert)
+
+
+def _read_pair(layout: Layout) -> tuple[bytes, bytes] | None:
+    try:
+        return layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TlsError(f"cannot read the installed certificate or key: {e.filename}: {e.strerror}") from None
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    try:
+        # The directory is created readable by all: certificates are public and the key file is 0600.
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        write_atomic(path, data, mode)
+    except OSError as e:
+        raise TlsError(f"cannot write {path}: {e.strerror}; check the disk and its permissions") from None

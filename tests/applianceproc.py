@@ -1,0 +1,167 @@
+"""The appliance's first boot for tests: a root folder, real nginx in front, the real wizard and server.
+
+What systemd and networkd would do on the box is done by commands in the root's appliance.toml: the
+server is started as a background process (its pid kept to stop it), and the network, hostname and time
+commands are recorded in ``commands.log`` (this machine's own network and clock are never touched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podium_appliance.layout import Layout
+
+from .nginxproc import Nginx, start_nginx
+from .serverproc import free_port
+from .simproc import terminate
+
+
+def record(log: Path, name: str, *args: str) -> list[str]:
+    """A command that appends its name and arguments to ``log``."""
+    return ["sh", "-c", f'echo "$0 $*" >> "{log}"', name, *args]
+
+
+@dataclass
+class Stack:
+    """A first-booted appliance under ``root``: nginx, the wizard, later the server."""
+
+    root: Path
+    layout: Layout
+    nginx: Nginx
+    firstboot_output: str
+    server_listen: str
+    wizard: subprocess.Popen[bytes] | None = None
+    extra: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Where a browser opens the appliance (HTTPS through nginx)."""
+        return self.nginx.url
+
+    @property
+    def server_pid_file(self) -> Path:
+        return self.root / "podium-server.service.pid"
+
+    def commands_run(self) -> list[str]:
+        """The system commands run so far (network, hostname, time)."""
+        log = self.root / "commands.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def appliance(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``podium-appliance --root <root> ARGS``."""
+        argv = [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), *args]
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def start_wizard(self) -> None:
+        """The wizard as its service runs it, answering on its loopback port."""
+        log = (self.root / "wizard.log").open("wb")
+        with log:
+            self.wizard = subprocess.Popen(
+                [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), "wizard"],
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        _wait_port(self.layout.settings().wizard_listen, self.wizard, self.root / "wizard.log")
+
+    def wait_proxied(self, path: str = "/api/health", seconds: float = 10) -> None:
+        """Wait until nginx answers ``path`` with 200 (``nginx -s reload`` returns before it applies)."""
+        ctx = ssl._create_unverified_context()
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + path, context=ctx, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except urllib.error.HTTPError as e:
+                e.close()  # 502 while the old workers still send to the wizard
+                if time.monotonic() > deadline:
+                    raise
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def server_log(self) -> str:
+        """What the server started by the wizard has logged."""
+        path = self.root / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop everything this stack started."""
+        if self.wizard is not None:
+            terminate(self.wizard)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.server_pid_file.read_text())
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            os.kill(pid, signal.SIGKILL)
+        for proc in self.extra:
+            terminate(proc)
+        self.nginx.stop()
+
+
+def _wait_port(listen: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    host, _, port = listen.rpartition(":")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}: {log.read_text(errors='replace')}")
+        with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {listen}: {log.read_text(errors='replace')}")
+
+
+def first_boot(root: Path, confirm_seconds: float = 2.0, deploy: dict[str, str] | None = None) -> Stack:
+    """A fresh appliance under ``root``: nginx in setup mode, then ``podium-appliance firstboot``.
+
+    ``deploy`` holds XenStore ``vm-data/*`` keys for the file stand-in (an unattended first boot).
+    """
+    layout = Layout(root / "root")
+    server_listen = f"127.0.0.1:{free_port()}"
+    log = root / "commands.log"
+    server = 'nohup "$0" -m podium --config "$1" >"$2" 2>&1 & echo $! >"$3"'
+    commands = {
+        "server_start": ["sh", "-c", server, sys.executable, str(layout.server_toml),
+                         str(root / "server.log"), str(root / "podium-server.service.pid")],
+        # systemctl is-active: a service is active when the pid in <root>/<unit>.pid is alive
+        "service_active": ["sh", "-c", 'kill -0 "$(cat "$0/$1.pid" 2>/dev/null)" 2>/dev/null', str(root), "{unit}"],
+        "server_admin": [sys.executable, "-m", "podium", "--config", "{config}"],
+        "network_apply": record(log, "network_apply"),
+        "network_reconfigure": record(log, "network_reconfigure", "{interface}"),
+        "hostname_apply": record(log, "hostname_apply", "{hostname}"),
+        "time_apply": record(log, "time_apply"),
+    }  # fmt: skip
+    layout.hostname.parent.mkdir(parents=True, exist_ok=True)
+    nginx = start_nginx(
+        root, layout, mode="setup", server_listen=server_listen,
+        wizard_listen=f"127.0.0.1:{free_port()}", commands=commands,
+    )  # fmt: skip
+    text = layout.appliance_toml.read_text().replace(
+        "[wizard]\n", f"[wizard]\nnetwork_confirm_seconds = {confirm_seconds}\n"
+    )
+    layout.appliance_toml.write_text('xenstore = "file"\n' + text)
+    (root / "nginx.service.pid").write_text(f"{nginx.master_pid}\n")
+    for key, value in (deploy or {}).items():
+        path = layout.xenstore_standin / "vm-data" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+    stack = Stack(root, layout, nginx, "", server_listen)
+    done = stack.appliance("firstboot")
+    if done.returncode != 0:
+        stack.stop()
+        raise RuntimeError(f"firstboot failed: {done.stderr}")
+    stack.firstboot_output = done.stdout
+    return stack

@@ -1,0 +1,447 @@
+"""The appliance's nginx, for real: redirects, TLS, security headers, both modes, the API's WebSocket, a
+2 GiB VM import streamed through it, and a certificate replaced under open connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import http.client
+import json
+import shutil
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from podium import xva as xva_lib
+from podium_appliance import tls
+from podium_appliance.errors import ApplianceError
+from podium_appliance.layout import Layout
+from podium_appliance.proxy import Proxy
+
+from ..nginxproc import NGINX, Nginx, start_nginx
+from ..procstat import status_kb
+from ..serverproc import ADMIN_EMAIL, Api, Server, connected, free_port, start_server
+from ..simproc import Sim
+from .test_api_transfer import disk_sr, pool_ids, wait_object
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is not installed"),
+]
+
+GiB = 1 << 30
+MB = 1 << 20
+SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy",
+                    "Permissions-Policy")  # fmt: skip
+
+
+# Clients
+
+
+def unverified() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def trusting(layout: Layout) -> ssl.SSLContext:
+    """A client context that trusts the installed (self-signed) certificate and nothing else."""
+    return ssl.create_default_context(cadata=layout.tls_cert.read_text())
+
+
+def fetch(
+    nginx: Nginx,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    https: bool = True,
+    port: int | None = None,
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """One request, redirects not followed: status, headers, body."""
+    conn: http.client.HTTPConnection
+    if https:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port or nginx.https_port, context=trusting(nginx.layout), timeout=30
+        )
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port or nginx.http_port, timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def served_fingerprint(nginx: Nginx) -> str:
+    """The SHA-256 fingerprint of the certificate a new TLS connection gets, as CertInfo writes it."""
+    with (
+        socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10) as sock,
+        unverified().wrap_socket(sock) as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).digest().hex(":").upper()
+
+
+class ProxiedApi(Api):
+    """The API's WebSocket through nginx (wss), with the given TLS context."""
+
+    def __init__(self, nginx: Nginx, ctx: ssl.SSLContext) -> None:
+        super().__init__(nginx.url)
+        self.ctx = ctx
+
+    async def __aenter__(self) -> ProxiedApi:
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ctx))
+        self.ws = await self.http.ws_connect(self.url.replace("https", "wss", 1) + "/api/")
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+
+# Fixtures
+
+
+def host_port(server: Server) -> str:
+    return server.url.removeprefix("http://")
+
+
+@pytest.fixture(scope="module")
+def ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """A server (no pool) behind nginx in ready mode, for tests that only read."""
+    root = tmp_path_factory.mktemp("ready")
+    server = start_server(root / "data")
+    try:
+        nginx = start_nginx(root, Layout(root / "root"), mode="ready", server_listen=host_port(server),
+                            wizard_listen=f"127.0.0.1:{free_port()}")  # fmt: skip
+        yield nginx
+        nginx.stop()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def proxied(tmp_path: Path, server: Server) -> Iterator[Nginx]:
+    """nginx in ready mode in front of this test's server."""
+    nginx = start_nginx(tmp_path, Layout(tmp_path / "root"), mode="ready", server_listen=host_port(server),
+                        wizard_listen=f"127.0.0.1:{free_port()}")  # fmt: skip
+    yield nginx
+    nginx.stop()
+
+
+@pytest.fixture
+async def wizard_port() -> AsyncIterator[int]:
+    """A stand-in for the wizard: it answers what it was asked, and a large page at /big."""
+
+    async def echo(request: web.Request) -> web.Response:
+        seen = {"stub": "wizard", "path": request.path_qs, "headers": dict(request.headers)}
+        return web.json_response(seen)
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(text="<p>setup</p>\n" * 1000, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/big", big)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+def in_setup(tmp_path: Path, wizard_port: int) -> Iterator[Nginx]:
+    """nginx in setup mode in front of the wizard stand-in."""
+    nginx = start_nginx(tmp_path, Layout(tmp_path / "root"), mode="setup",
+                        server_listen=f"127.0.0.1:{free_port()}", wizard_listen=f"127.0.0.1:{wizard_port}")  # fmt: skip
+    yield nginx
+    nginx.stop()
+
+
+# Plain HTTP and TLS
+
+
+def test_http_redirects_to_https_keeping_host_port_and_path(ready):
+    for method in ("GET", "POST"):
+        status, headers, _ = fetch(ready, "/some/path?a=1&b=2", method=method, https=False,
+                                   headers={"Host": f"podium.example.net:{ready.http_port}"})  # fmt: skip
+        assert status == 301
+        assert headers["Location"] == f"https://podium.example.net:{ready.https_port}/some/path?a=1&b=2"
+        assert headers["Server"] == "nginx"  # no version
+
+
+def test_plain_http_on_the_https_port_is_redirected_too(ready):
+    status, headers, _ = fetch(ready, "/x?y", https=False, port=ready.https_port)
+    assert status == 301
+    assert headers["Location"] == f"https://127.0.0.1:{ready.https_port}/x?y"
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_tls_1_2_and_1_3_are_accepted(ready, version):
+    ctx = trusting(ready.layout)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion[version]
+    with (
+        socket.create_connection(("127.0.0.1", ready.https_port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname="127.0.0.1") as conn,
+    ):
+        assert conn.version() == version.replace("_", ".")
+
+
+@pytest.mark.parametrize("version", ["TLSv1", "TLSv1_1"])
+def test_tls_before_1_2_is_refused_by_the_server(ready, version):
+    ctx = unverified()
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client would offer it: nginx is the one that refuses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion[version]
+    with (
+        socket.create_connection(("127.0.0.1", ready.https_port), timeout=10) as sock,
+        pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"),
+    ):
+        ctx.wrap_socket(sock)
+
+
+# Ready mode
+
+
+def test_ready_mode_serves_the_server_with_security_headers_and_hsts(ready):
+    status, headers, body = fetch(ready, "/api/health")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+    for name in SECURITY_HEADERS:
+        assert headers[name], name
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+    csp = headers["Content-Security-Policy"]
+    for part in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'self'",
+                 f"connect-src 'self' wss://127.0.0.1:{ready.https_port}", "img-src 'self' data:"):  # fmt: skip
+        assert part in csp
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+    status, headers, _ = fetch(ready, "/no/such/page")  # the server's 404: the headers come along
+    assert status == 404 and headers["Strict-Transport-Security"] and headers["X-Frame-Options"]
+
+
+@pytest.mark.parametrize("path", ["/setup", "/setup/", "/setup/anything?step=2", "/setup/tls"])
+def test_ready_mode_sends_the_wizards_addresses_home(ready, path):
+    for method in ("GET", "POST"):
+        status, headers, _ = fetch(ready, path, method=method)
+        assert (status, headers["Location"]) == (303, "/")
+        assert headers["Strict-Transport-Security"]
+
+
+def test_ready_mode_leaves_other_paths_alone(ready):
+    assert fetch(ready, "/setupfoo")[0] == 404  # the server's answer, not the redirect
+
+
+def test_request_bodies_are_limited_outside_transfers(ready):
+    status, _, _ = fetch(ready, "/api/health", method="POST", headers={"Content-Length": str(17 * MB)})
+    assert status == 413
+
+
+# Setup mode
+
+
+async def test_setup_mode_sends_everything_to_the_wizard_without_hsts(in_setup):
+    for path in ("/", "/setup/tls?x=1", "/api/health"):
+        status, headers, body = await asyncio.to_thread(
+            fetch, in_setup, path, headers={"X-Forwarded-For": "203.0.113.66"}
+        )
+        assert status == 200
+        seen = json.loads(body)
+        assert seen["stub"] == "wizard" and seen["path"] == path
+        assert "Strict-Transport-Security" not in headers
+        for name in SECURITY_HEADERS:
+            assert headers[name], name
+        got = seen["headers"]
+        assert got["Host"] == got["X-Forwarded-Host"] == f"127.0.0.1:{in_setup.https_port}"
+        assert got["X-Forwarded-Proto"] == "https"
+        assert got["X-Real-IP"] == got["X-Forwarded-For"] == "127.0.0.1"  # what the client claimed is dropped
+
+
+async def test_text_is_compressed(in_setup):
+    _, headers, body = await asyncio.to_thread(fetch, in_setup, "/big", headers={"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip" and len(body) < 2000
+
+
+async def test_apply_switches_a_running_nginx_to_ready_and_refusals_keep_it(tmp_path, in_setup, server):
+    layout = in_setup.layout
+    in_setup.write_appliance_toml(server_listen=host_port(server))
+    proxy = Proxy(layout, layout.settings())
+    await asyncio.to_thread(proxy.apply, "ready")
+    assert proxy.mode() == "ready"
+    # the wizard answers until the reload takes effect, shortly after it returns
+    status, headers, body = await until(lambda: fetch(in_setup, "/api/health"), lambda r: b"stub" not in r[2])
+    assert status == 200 and json.loads(body)["status"] == "ok" and headers["Strict-Transport-Security"]
+    # a configuration nginx's test refuses: the file stays, nginx keeps serving it
+    in_setup.write_appliance_toml(server_listen=host_port(server), commands={"proxy_test": ["false"]})
+    before = layout.nginx_conf.read_bytes()
+    with pytest.raises(ApplianceError, match="nginx refused"):
+        Proxy(layout, layout.settings()).apply("setup")
+    assert layout.nginx_conf.read_bytes() == before
+    assert (await asyncio.to_thread(fetch, in_setup, "/api/health"))[0] == 200
+
+
+async def until(probe: Any, done: Any, seconds: float = 10) -> Any:
+    """Call ``probe`` in a thread until ``done(result)`` (a reload takes effect shortly after it returns)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = await asyncio.to_thread(probe)
+        if done(result) or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.05)
+
+
+# The API's WebSocket
+
+
+async def test_the_api_websocket_works_through_the_proxy(proxied, sim: Sim):
+    async with ProxiedApi(proxied, trusting(proxied.layout)) as api:
+        assert (await api.sign_in())["email"] == ADMIN_EMAIL
+        await connected(api, sim)
+        assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL
+        pools = await pool_ids(api)
+        assert len(pools) == 1
+
+
+async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied):
+    layout = proxied.layout
+    old = tls.read_info(layout.tls_cert).fingerprint
+    assert served_fingerprint(proxied) == old
+    cert, key = tls.generate_self_signed("localhost", ["127.0.0.1"])  # a new key too
+    async with ProxiedApi(proxied, trusting(layout)) as api:
+        await api.sign_in()
+        info = await asyncio.to_thread(Proxy(layout, layout.settings()).install_certificate, cert, key)
+        assert info.fingerprint != old
+        assert (
+            await until(lambda: served_fingerprint(proxied), lambda f: f == info.fingerprint)
+            == info.fingerprint
+        )
+        # the open WebSocket is served on by the previous worker, which finishes once it closes
+        assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL
+        assert set(proxied.worker_pids(include_old=True)) > set(proxied.worker_pids())
+        async with ProxiedApi(proxied, trusting(layout)) as again:  # new connections trust the new one
+            assert (await again.sign_in())["email"] == ADMIN_EMAIL
+        other_cert, _ = tls.generate_self_signed("localhost", ["127.0.0.1"])
+        with pytest.raises(tls.TlsError, match="does not belong"):
+            Proxy(layout, layout.settings()).install_certificate(other_cert, key)
+        assert layout.tls_cert.read_bytes() == cert
+        assert served_fingerprint(proxied) == info.fingerprint
+        assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL
+
+
+# A VM import of 2 GiB
+
+
+class FilledDisk:
+    """A disk whose every MiB holds data (one byte set, the rest zeros): every chunk is in the XVA."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._chunk = b"\x5a" + bytes(xva_lib.CHUNK_SIZE - 1)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._chunk[:length]
+
+
+def written_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Watch:
+    """What nginx's workers do over a transfer: their peak RSS growth (MB), the bytes they write to disk."""
+
+    def __init__(self, nginx: Nginx) -> None:
+        self.nginx = nginx
+        self.workers = nginx.worker_pids()
+        self.rss0 = {pid: status_kb(pid, "VmRSS") for pid in self.workers}
+        for pid in self.workers:
+            with contextlib.suppress(OSError):  # root only: otherwise the peak so far stays
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts afresh
+        self.wrote0 = {pid: written_bytes(pid) for pid in self.workers}
+        self.began = time.perf_counter()
+
+    def done(self, what: str, length: int) -> tuple[float, int]:
+        """Peak RSS growth of the busiest worker (MB) and bytes written by all; prints the figures."""
+        took = time.perf_counter() - self.began
+        grown = max(status_kb(pid, "VmHWM") - self.rss0[pid] for pid in self.workers) / 1024
+        wrote = sum(written_bytes(pid) - self.wrote0[pid] for pid in self.workers)
+        print(f"\n{what} of {length / GiB:.2f} GiB through nginx: {length / took / 1e6:,.0f} MB/s ({took:.1f} s), "
+              f"nginx worker peak RSS growth {grown:.1f} MB, {wrote:,} bytes written to disk")  # fmt: skip
+        return grown, wrote
+
+
+async def transfer(nginx: Nginx, method: str, path: str, **kwargs: Any) -> tuple[int, bytes, int]:
+    """An upload (``data``, ``headers``) or a download through nginx: status, body (uploads), bytes read."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
+    count = 0
+    body = b""
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting(nginx.layout))) as http,
+        http.request(method, nginx.url + path, timeout=timeout, **kwargs) as resp,
+    ):
+        if method == "GET":
+            async for data in resp.content.iter_chunked(1 << 20):
+                count += len(data)
+        else:
+            body = await resp.read()
+    return resp.status, body, count
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_a_2_gib_vm_import_and_export_stream_through_nginx_in_flat_memory(proxied, sim: Sim, capsys):
+    size = 2 * GiB
+    ova = xva_lib.vm_ova("through nginx", size=size)
+    vdi = next(o["id"] for o in ova["objects"] if o["class"] == "VDI")
+    writer = xva_lib.XvaWriter(ova, {vdi: FilledDisk(size)})
+    length = sum(len(block) for block in writer)  # the stream is made twice: once to know its length
+    assert length > size
+    async with ProxiedApi(proxied, trusting(proxied.layout)) as api:
+        await api.sign_in()
+        await connected(api, sim)
+        sr = await disk_sr(api, (await pool_ids(api))[0])
+        sent = await api.call("vm.import", {"sr": sr["id"]})
+        watch = Watch(proxied)
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        status, body, _ = await transfer(
+            proxied, "PUT", sent["$sendTo"], data=writer.aiter(), headers=headers
+        )
+        with capsys.disabled():
+            up_grown, up_wrote = watch.done("VM import", length)
+        assert status == 200, body
+        vm = await wait_object(api, json.loads(body)["result"])
+        assert vm["type"] == "VM" and vm["name_label"] == "through nginx"
+        vbds = [await wait_object(api, d) for d in vm["$VBDs"]]
+        assert [(await wait_object(api, d["VDI"]))["size"] for d in vbds if d.get("VDI")] == [size]
+
+        got = await api.call("vm.export", {"vm": vm["id"]})
+        watch = Watch(proxied)
+        status, _, count = await transfer(proxied, "GET", got["$getFrom"])
+        with capsys.disabled():
+            down_grown, down_wrote = watch.done("VM export", count)
+        assert status == 200 and count > size
+    assert up_grown < 32 and down_grown < 32
+    assert up_wrote < MB and down_wrote < MB  # the access log's lines at most, nothing of the streams
+    assert not list(proxied.body_temp.iterdir()) and not list((proxied.prefix / "proxy_temp").iterdir())
+    assert "temporary file" not in proxied.error_log()

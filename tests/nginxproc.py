@@ -1,0 +1,224 @@
+"""Run the real nginx for tests, as the appliance runs it but under a temporary prefix, on loopback only.
+
+The main nginx.conf written here mirrors Debian's (``/etc/nginx/nginx.conf``: the same http-level
+directives, so a duplicate in the appliance's file fails here as it would on the box) and includes the
+folder of ``Layout.nginx_conf`` as Debian includes ``conf.d/*.conf``. Every file nginx writes (pid, logs,
+temporary folders) is under the prefix; the machine's /etc/nginx is only read (mime.types).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from podium_appliance import tls
+from podium_appliance.layout import Layout, write_atomic
+from podium_appliance.proxy import render
+
+from .serverproc import free_port
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+MIME_TYPES = Path("/etc/nginx/mime.types")
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+@dataclass
+class Nginx:
+    """An nginx (master process and workers) run for a test."""
+
+    prefix: Path
+    conf: Path  # the main nginx.conf
+    layout: Layout
+    http_port: int
+    https_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The HTTPS base URL."""
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def http_url(self) -> str:
+        """The plain HTTP base URL (which redirects)."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def body_temp(self) -> Path:
+        """client_body_temp_path: where nginx would buffer request bodies."""
+        return self.prefix / "client_body_temp"
+
+    @property
+    def error_log_path(self) -> Path:
+        return self.prefix / "error.log"
+
+    def error_log(self) -> str:
+        """What nginx has logged so far."""
+        return self.error_log_path.read_text(errors="replace") if self.error_log_path.exists() else ""
+
+    @property
+    def master_pid(self) -> int:
+        """The master process (a child of the test: nginx runs with daemon off)."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def worker_pids(self, include_old: bool = False) -> list[int]:
+        """The master's workers; with ``include_old``, also those finishing after a reload."""
+        found = []
+        for pid in _children(self.master_pid):
+            title = _cmdline(pid)
+            if title.startswith("nginx: worker process") and (include_old or "shutting down" not in title):
+                found.append(pid)
+        return sorted(found)
+
+    def commands(self) -> dict[str, list[str]]:
+        """The appliance's proxy commands for this nginx."""
+        base = ["-p", f"{self.prefix}/", "-c", str(self.conf)]
+        return {"proxy_test": [NGINX, "-t", "-q", *base], "proxy_reload": [NGINX, "-s", "reload", *base]}
+
+    def appliance_toml(
+        self,
+        server_listen: str = "127.0.0.1:8000",
+        wizard_listen: str = "127.0.0.1:8001",
+        commands: dict[str, list[str]] | None = None,
+    ) -> str:
+        """An appliance.toml for this nginx: its ports, loopback only, its commands (and ``commands``)."""
+        lines = [
+            f'[server]\nlisten = "{server_listen}"\n',
+            f'[wizard]\nlisten = "{wizard_listen}"\n',
+            f'[proxy]\nhttp_port = {self.http_port}\nhttps_port = {self.https_port}\nlisten = ["127.0.0.1"]\n',
+            "[commands]",
+        ]
+        for name, argv in (self.commands() | (commands or {})).items():
+            lines.append(f"{name} = [{', '.join(_toml_string(a) for a in argv)}]")
+        return "\n".join(lines) + "\n"
+
+    def write_appliance_toml(self, **kwargs: object) -> None:
+        """Write :meth:`appliance_toml` into the layout's appliance.toml."""
+        self.layout.etc.mkdir(parents=True, exist_ok=True)
+        self.layout.appliance_toml.write_text(self.appliance_toml(**kwargs))  # type: ignore[arg-type]
+
+    def main_conf(self) -> str:
+        """The main nginx.conf: Debian's, its paths under the prefix."""
+        p = self.prefix
+        user = ""
+        if os.geteuid() == 0:  # Debian's workers run as www-data; here as whoever runs the tests
+            user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};\n"
+        temps = "".join(f"    {name}_temp_path {p}/{name}_temp;\n" for name in TEMP_PATHS)
+        mime = f"    include {MIME_TYPES};\n" if MIME_TYPES.exists() else ""
+        return (
+            f"{user}worker_processes auto;\npid {p}/nginx.pid;\nlock_file {p}/nginx.lock;\n"
+            f"error_log {self.error_log_path} warn;\n\n"
+            "events {\n    worker_connections 768;\n}\n\n"
+            "http {\n    sendfile on;\n    tcp_nopush on;\n    types_hash_max_size 2048;\n"
+            f"{mime}    default_type application/octet-stream;\n"
+            "    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;\n    ssl_prefer_server_ciphers on;\n"
+            f"    access_log {p}/access.log;\n    gzip on;\n{temps}"
+            f"    include {self.layout.nginx_conf.parent.absolute()}/*.conf;\n}}\n"
+        )
+
+    def start(self) -> None:
+        """Start the master (daemon off, a child of this process) and wait until HTTPS accepts."""
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.conf.write_text(self.main_conf())
+        out = (self.prefix / "stderr.log").open("wb")
+        with out:
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", f"{self.prefix}/", "-c", str(self.conf), "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                said = (self.prefix / "stderr.log").read_text(errors="replace")
+                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {said}{self.error_log()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.https_port), 0.5):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nginx did not listen on {self.https_port}: {self.error_log()}")
+
+    def reload(self) -> None:
+        """``nginx -s reload`` (what the proxy_reload command does)."""
+        subprocess.run(self.commands()["proxy_reload"], check=True, capture_output=True)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGTERM: open WebSockets do not hold it up), then make sure no worker is left."""
+        if self.proc is None:
+            return
+        workers = self.worker_pids(include_old=True) if self.proc.poll() is None else []
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for pid in workers:
+            if _cmdline(pid).startswith("nginx: worker"):  # still there, and still an nginx worker
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # JSON's strings are TOML's basic strings
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc/<pid>/stat)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name is in parentheses and may hold spaces: the fields after the last ')'
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def start_nginx(
+    root: Path,
+    layout: Layout,
+    *,
+    mode: str = "ready",
+    server_listen: str = "127.0.0.1:8000",
+    wizard_listen: str = "127.0.0.1:8001",
+    commands: dict[str, list[str]] | None = None,
+) -> Nginx:
+    """nginx with its prefix under ``root``, serving ``layout``'s configuration on free loopback ports.
+
+    Writes the layout's appliance.toml (ports, loopback, commands), a self-signed certificate for
+    127.0.0.1 unless one is installed, and ``mode``'s configuration unless one is there. Stop it with
+    :meth:`Nginx.stop`.
+    """
+    prefix = root / "nginx"
+    nginx = Nginx(prefix, prefix / "nginx.conf", layout, free_port(), free_port())
+    nginx.write_appliance_toml(server_listen=server_listen, wizard_listen=wizard_listen, commands=commands)
+    tls.ensure_certificate(layout, "localhost", ["127.0.0.1"])
+    if not layout.nginx_conf.exists():
+        write_atomic(layout.nginx_conf, render(layout, layout.settings(), mode))
+    nginx.start()
+    return nginx
