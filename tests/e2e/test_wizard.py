@@ -254,5 +254,5 @@ async def _sign_in_and_list_servers(stack: Stack) -> list[dict]:
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
             reply = json.loads((await ws.receive()).data)
             assert "error" not in reply, reply
-    await asyncio.sleep(0.1)  # let the TLS transport finish closing before asyncio.run closes the loop
+    await asyncio.sleep(0.25)  # aiohttp: let the TLS transport finish closing before the loop closes
     return reply["result"]

@@ -5,6 +5,7 @@ Real nginx, the real server started by first boot, the XenStore keys from the fi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
@@ -28,7 +29,9 @@ async def _sign_in(stack: Stack, email: str, password: str) -> dict:
     async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
         await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "session.signIn",
                             "params": {"email": email, "password": password}})  # fmt: skip
-        return json.loads((await ws.receive()).data)
+        reply = json.loads((await ws.receive()).data)
+    await asyncio.sleep(0.25)  # aiohttp: let the TLS transport finish closing before the loop closes
+    return reply
 
 
 @pytest.fixture
