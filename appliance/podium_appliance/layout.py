@@ -47,6 +47,7 @@ class Settings:
     wizard_listen: str = "127.0.0.1:8001"
     http_port: int = 80
     https_port: int = 443
+    proxy_listen: tuple[str, ...] = ()  # nginx's addresses; empty: all (IPv4, and IPv6 when present)
     interface: str = "eth0"
     network_confirm_seconds: float = 120.0
     xenstore: str = "auto"  # auto (xenstore-read when present), file (the stand-in folder), none
@@ -184,6 +185,7 @@ def _settings(data: dict[str, Any], source: Path) -> Settings:
             wizard_listen=str(wizard.get("listen", Settings.wizard_listen)),
             http_port=int(proxy.get("http_port", Settings.http_port)),
             https_port=int(proxy.get("https_port", Settings.https_port)),
+            proxy_listen=tuple(str(a) for a in proxy.get("listen", ())),
             interface=str(network.get("interface", Settings.interface)),
             network_confirm_seconds=float(
                 wizard.get("network_confirm_seconds", Settings.network_confirm_seconds)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import tomllib
 from collections.abc import Sequence
 
 import jinja2
@@ -55,7 +54,7 @@ def render(
     return _ENV.get_template("nginx/podium.conf.j2").render(
         mode=mode,
         server_name=_checked(_SERVER_NAME, server_name, "server name"),
-        addresses=[_checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(layout)],
+        addresses=[_checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(settings)],
         http_port=_port(settings.http_port, "http_port"),
         https_port=_port(settings.https_port, "https_port"),
         port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
@@ -66,14 +65,10 @@ def render(
     )
 
 
-def listen_addresses(layout: Layout) -> list[str]:
+def listen_addresses(settings: Settings) -> list[str]:
     """Where nginx listens: appliance.toml's ``[proxy] listen``, or every address of the machine."""
-    try:
-        listen = tomllib.loads(layout.appliance_toml.read_text()).get("proxy", {}).get("listen")
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        listen = None  # Layout.settings() says what is wrong with the file; here, the default
-    if isinstance(listen, list) and listen and all(isinstance(a, str) for a in listen):
-        return list(listen)
+    if settings.proxy_listen:
+        return list(settings.proxy_listen)
     return ["0.0.0.0", "[::]"] if _has_ipv6() else ["0.0.0.0"]
 
 

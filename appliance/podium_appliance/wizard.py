@@ -16,6 +16,7 @@ import time
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -432,6 +433,7 @@ def make_app(layout: Layout, settings: Settings) -> web.Application:
     app.router.add_get("/setup/", index)
     app.router.add_post("/setup/code", enter_code)
     app.router.add_get("/setup/network/confirm", confirm_network)
+    app.router.add_static("/setup/static/", Path(__file__).resolve().parent / "static")
     pages: dict[str, Handler] = {
         "admin": admin, "network": network, "hostname": hostname, "time": time_step, "tls": tls_step,
         "pool": pool_step, "updates": updates, "finish": finish,

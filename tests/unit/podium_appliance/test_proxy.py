@@ -116,9 +116,9 @@ def test_unknown_mode_and_unsafe_values_are_refused(layout):
 
 def test_listen_addresses_come_from_appliance_toml_or_are_all(layout):
     configure(layout)
-    assert listen_addresses(layout) == ["127.0.0.1"]
+    assert listen_addresses(layout.settings()) == ["127.0.0.1"]
     layout.appliance_toml.write_text("[proxy]\nhttps_port = 8443\n")
-    assert listen_addresses(layout)[0] == "0.0.0.0"
+    assert listen_addresses(layout.settings())[0] == "0.0.0.0"
     assert "listen 0.0.0.0:8443 ssl http2" in render(layout, layout.settings(), "ready")
 
 
