@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 from collections.abc import Sequence
 
 import jinja2
@@ -149,34 +148,14 @@ class Proxy:
         return info
 
     def _test(self) -> None:
-        _nginx_test(self.settings.command("proxy_test"))
+        # nginx's last line is "configuration file … test failed": the line before says what is wrong
+        system.run(self.settings.command("proxy_test"), "nginx refused the configuration", explain=_complaint)
 
     def _reload(self) -> None:
         system.run(self.settings.command("proxy_reload"), "reloading nginx")
 
 
-def _nginx_test(argv: list[str], timeout: float = 60.0) -> None:
-    """Run ``nginx -t``; an ApplianceError quoting nginx's own complaint when it refuses.
-
-    Not :func:`system.run`, which quotes the last line: nginx's is "configuration file … test failed",
-    after the line that says what is wrong.
-    """
-    what = "nginx's configuration test"
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise ApplianceError(f"{what}: the command {argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise ApplianceError(f"{what}: {argv[0]} did not finish within {timeout:.0f} s") from None
-    if done.returncode != 0:
-        raise ApplianceError(f"nginx refused the configuration: {_complaint(done.stderr or done.stdout)}")
-
-
 def _complaint(output: str) -> str:
     """nginx's first [emerg] (or [alert], [crit]) line without its date and pid; else its last line."""
-    lines = output.strip().splitlines()
-    for line in lines:
-        found = re.search(r"\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(.*)", line)
-        if found:
-            return found.group(1)
-    return lines[-1] if lines else "it failed without saying why"
+    found = re.search(r"\[(?:emerg|alert|crit)\] (?:\d+#\d+: )?(.*)", output)
+    return found.group(1) if found else system.last_line(output)

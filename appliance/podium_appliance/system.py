@@ -5,14 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+from collections.abc import Callable
 
 from .errors import ApplianceError
 
 log = logging.getLogger(__name__)
 
 
-def run(argv: list[str], what: str, timeout: float = 60.0) -> str:
-    """Run a command; its standard output, or an ApplianceError saying what failed and what it printed."""
+def last_line(output: str) -> str:
+    """What most commands say last when they fail."""
+    lines = output.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def run(argv: list[str], what: str, timeout: float = 60.0, explain: Callable[[str], str] = last_line) -> str:
+    """Run a command; its standard output, or an ApplianceError saying what failed and what it printed
+    (the line ``explain`` picks from its error output)."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
@@ -20,8 +28,7 @@ def run(argv: list[str], what: str, timeout: float = 60.0) -> str:
     except subprocess.TimeoutExpired:
         raise ApplianceError(f"{what}: {argv[0]} did not finish within {timeout:.0f} s") from None
     if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
-        detail = said[-1] if said else f"exit status {done.returncode}"
+        detail = explain(done.stderr or done.stdout) or f"exit status {done.returncode}"
         raise ApplianceError(f"{what}: {detail}")
     log.debug("%s: %s done", what, argv[0])
     return done.stdout
