@@ -8,6 +8,7 @@ temporary folders) is under the prefix; the machine's /etc/nginx is only read (m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import grp
 import json
@@ -20,6 +21,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from podium_appliance import tls
 from podium_appliance.layout import Layout, write_atomic
@@ -170,6 +172,15 @@ class Nginx:
             if _cmdline(pid).startswith("nginx: worker"):  # still there, and still an nginx worker
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+async def closed(sock: Any) -> None:
+    """Wait until aiohttp has closed a TLS connection's socket: it does so in the background, after the
+    TLS shutdown, and a test whose event loop ends first leaves it to the garbage collector (a warning)."""
+    for _ in range(250):
+        if sock is None or sock.fileno() == -1:
+            return
+        await asyncio.sleep(0.02)
 
 
 def _toml_string(text: str) -> str:

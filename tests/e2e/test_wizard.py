@@ -20,6 +20,7 @@ from playwright.sync_api import Page, expect
 from podium_appliance import tls
 
 from ..applianceproc import Stack, first_boot
+from ..nginxproc import closed
 from ..simproc import start_sim
 from .conftest import screenshot
 
@@ -207,10 +208,13 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
 async def _sign_in_with(stack: Stack, params: dict) -> dict:
     url = stack.url.replace("https", "wss") + "/api/"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
+        sock = ws.get_extra_info("socket")
         await ws.send_str(
             json.dumps({"jsonrpc": "2.0", "id": 1, "method": "session.signIn", "params": params})
         )
-        return json.loads((await ws.receive()).data)
+        reply = json.loads((await ws.receive()).data)
+    await closed(sock)
+    return reply
 
 
 def _static_address(page: Page) -> None:
@@ -248,11 +252,12 @@ async def _sign_in_and_list_servers(stack: Stack) -> list[dict]:
     """The new admin signs in through nginx, as any client would."""
     url = stack.url.replace("https", "wss") + "/api/"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
+        sock = ws.get_extra_info("socket")
         for i, (method, params) in enumerate(
             [("session.signIn", {"email": ADMIN, "password": PASSWORD}), ("server.getAll", {})]
         ):
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
             reply = json.loads((await ws.receive()).data)
             assert "error" not in reply, reply
-    await asyncio.sleep(0.25)  # aiohttp: let the TLS transport finish closing before the loop closes
+    await closed(sock)
     return reply["result"]

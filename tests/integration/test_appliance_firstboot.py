@@ -5,7 +5,6 @@ Real nginx, the real server started by first boot, the XenStore keys from the fi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import ssl
@@ -17,6 +16,7 @@ import aiohttp
 import pytest
 
 from ..applianceproc import Stack, first_boot
+from ..nginxproc import closed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -27,10 +27,11 @@ async def _sign_in(stack: Stack, email: str, password: str) -> dict:
     """Sign in through nginx, as a browser or xo-lib would; the answer (result or error)."""
     url = stack.url.replace("https", "wss") + "/api/"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
+        sock = ws.get_extra_info("socket")
         await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "session.signIn",
                             "params": {"email": email, "password": password}})  # fmt: skip
         reply = json.loads((await ws.receive()).data)
-    await asyncio.sleep(0.25)  # aiohttp: let the TLS transport finish closing before the loop closes
+    await closed(sock)
     return reply
 
 

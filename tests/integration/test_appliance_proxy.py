@@ -27,7 +27,7 @@ from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout
 from podium_appliance.proxy import Proxy
 
-from ..nginxproc import NGINX, Nginx, start_nginx
+from ..nginxproc import NGINX, Nginx, closed, start_nginx
 from ..procstat import status_kb
 from ..serverproc import ADMIN_EMAIL, Api, Server, connected, free_port, start_server
 from ..simproc import Sim
@@ -112,15 +112,6 @@ class ProxiedApi(Api):
         sock = self.ws.get_extra_info("socket")
         await super().__aexit__(*exc)
         await closed(sock)
-
-
-async def closed(sock: Any) -> None:
-    """Wait until aiohttp has closed a TLS connection's socket: it does so in the background, after the
-    TLS shutdown, and a test whose event loop ends first leaves it to the garbage collector (a warning)."""
-    for _ in range(250):
-        if sock is None or sock.fileno() == -1:
-            return
-        await asyncio.sleep(0.02)
 
 
 # Fixtures
