@@ -124,7 +124,12 @@ def _wait_port(listen: str, proc: subprocess.Popen[bytes], log: Path, seconds: f
     raise RuntimeError(f"nothing listens on {listen}: {log.read_text(errors='replace')}")
 
 
-def first_boot(root: Path, confirm_seconds: float = 2.0, deploy: dict[str, str] | None = None) -> Stack:
+def first_boot(
+    root: Path,
+    confirm_seconds: float = 2.0,
+    deploy: dict[str, str] | None = None,
+    commands: dict[str, list[str]] | None = None,
+) -> Stack:
     """A fresh appliance under ``root``: nginx in setup mode, then ``podium-appliance firstboot``.
 
     ``deploy`` holds XenStore ``vm-data/*`` keys for the file stand-in (an unattended first boot).
@@ -143,7 +148,7 @@ def first_boot(root: Path, confirm_seconds: float = 2.0, deploy: dict[str, str] 
         "network_reconfigure": record(log, "network_reconfigure", "{interface}"),
         "hostname_apply": record(log, "hostname_apply", "{hostname}"),
         "time_apply": record(log, "time_apply"),
-    }  # fmt: skip
+    } | (commands or {})  # fmt: skip
     layout.hostname.parent.mkdir(parents=True, exist_ok=True)
     nginx = start_nginx(
         root, layout, mode="setup", server_listen=server_listen,

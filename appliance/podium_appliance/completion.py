@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -147,13 +148,31 @@ async def add_pool(settings: Settings, answers: Answers, seconds: float = 60.0) 
     raise ApplianceError(f"the server could not connect to the pool: {error}")
 
 
+def _set_admin_password(layout: Layout, settings: Settings, answers: Answers) -> None:
+    """The server creates its admin at its first start only: after an earlier attempt, give that admin
+    the password chosen now (the e-mail must be the same)."""
+    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password",
+            answers.admin_email, "--password-stdin"]  # fmt: skip
+    done = subprocess.run(argv, input=answers.admin_password + "\n", capture_output=True, text=True,
+                          check=False, timeout=60)  # fmt: skip
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise ApplianceError(
+            "the server was already started by an earlier attempt with another administrator "
+            f"({said[-1].removeprefix('podium-server: ') if said else 'unknown'}): use the same e-mail"
+        )
+
+
 async def complete(layout: Layout, settings: Settings, answers: Answers) -> None:
     """Everything setup does at the end, in an order where a failure locks nothing."""
     if is_complete(layout):
         raise ApplianceError("setup is complete already")
+    started_before = (layout.server_data / "podium.db").exists()  # an earlier attempt failed later on
     write_server_config(layout, settings, answers)
     await run_async(settings.command("server_start"), "starting the Podium server")
     await wait_healthy(settings)
+    if started_before:
+        await asyncio.to_thread(_set_admin_password, layout, settings, answers)
     if answers.pool_host:
         await add_pool(settings, answers)
     Proxy(layout, settings).apply("ready")

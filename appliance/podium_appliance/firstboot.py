@@ -4,6 +4,7 @@ then, until setup is complete, the deploy keys (unattended setup) or the setup c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from . import host, tls
 from .completion import Answers, complete, is_complete
@@ -22,37 +23,64 @@ def urls() -> list[str]:
     return [f"https://[{a}]/" if ":" in a else f"https://{a}/" for a in tls.local_addresses()]
 
 
+def _step(lines: list[str], what: str, action: Callable[[], object]) -> bool:
+    """Run one part of the boot; a failure is shown on the console and the boot goes on."""
+    try:
+        action()
+        return True
+    except (ApplianceError, OSError) as e:
+        message = e.message if isinstance(e, ApplianceError) else str(e)
+        log.error("first boot: %s failed: %s", what, message)
+        lines.append(f"Podium: {what} failed: {message}")
+        return False
+
+
 async def firstboot(layout: Layout, settings: Settings) -> list[str]:
-    """Prepare the boot; returns the lines for the console."""
+    """Prepare the boot; returns the lines for the console. Each part that fails is reported and the
+    rest goes on: whatever happens, the console ends up showing the way in (the address and the code)."""
     lines: list[str] = []
-    if Network(layout, settings).revert_if_due():
-        lines.append("Podium: an unconfirmed network change was undone; the previous settings are back.")
+    network = Network(layout, settings)
+
+    def revert() -> None:
+        if network.revert_if_due():
+            lines.append("Podium: an unconfirmed network change was undone; the previous settings are back.")
+
+    _step(lines, "the network's way back", revert)
     hostname = layout.hostname.read_text().strip() if layout.hostname.exists() else "podium"
-    if tls.ensure_certificate(layout, hostname or "podium"):
-        info = tls.read_info(layout.tls_cert)
-        lines.append(f"Podium: a self-signed certificate was made, fingerprint {info.fingerprint}")
+
+    def certificate() -> None:
+        if tls.ensure_certificate(layout, hostname or "podium"):
+            info = tls.read_info(layout.tls_cert)
+            lines.append(f"Podium: a self-signed certificate was made, fingerprint {info.fingerprint}")
+
+    _step(lines, "the certificate", certificate)
     proxy = Proxy(layout, settings)
     if is_complete(layout):
         if proxy.mode() != "ready":
-            proxy.apply("ready")
+            _step(lines, "nginx's configuration", lambda: proxy.apply("ready"))
         return [*lines, f"Podium: {' or '.join(urls()) or 'https://<address>/'}"]
     store = open_store(layout, settings)
     deploy = read_deploy(store) if store is not None else Deploy()
     lines += [f"Podium deploy: {problem} (ignored)" for problem in deploy.problems]
     if deploy.network is not None:
-        Network(layout, settings).apply(deploy.network)
+        _step(lines, "the deployed network settings", lambda: network.apply(deploy.network))  # type: ignore[arg-type]
     if deploy.ntp:
         zone = layout.timezone.read_text().strip() if layout.timezone.exists() else "UTC"
-        host.set_time(layout, settings, zone or "UTC", deploy.ntp)
+        _step(
+            lines,
+            "the deployed NTP servers",
+            lambda: host.set_time(layout, settings, zone or "UTC", deploy.ntp),
+        )
     if deploy.admin_email:
         try:
             await complete(layout, settings, Answers(deploy.admin_email, deploy.admin_password))
             return [*lines, f"Podium is set up: sign in at {' or '.join(urls()) or 'https://<address>/'} "
                             f"as {deploy.admin_email}"]  # fmt: skip
-        except ApplianceError as e:
-            lines.append(f"Podium: unattended setup failed ({e.message}); the setup wizard takes over.")
+        except (ApplianceError, OSError) as e:
+            message = e.message if isinstance(e, ApplianceError) else str(e)
+            lines.append(f"Podium: unattended setup failed ({message}); the setup wizard takes over.")
     code = SetupCode(layout).ensure()
     write_issue(layout, code)
     if proxy.mode() != "setup":
-        proxy.apply("setup")
+        _step(lines, "nginx's configuration", lambda: proxy.apply("setup"))
     return [*lines, *console_text(code, urls()).splitlines()]

@@ -61,6 +61,7 @@ class Session:
     values: dict[str, Any] = field(default_factory=dict)
     network_token: str = ""
     notice: str = ""
+    code_digest: str = ""  # the setup code it was opened with: a new code ends the session
 
     def next_step(self) -> str:
         """The first step not done yet."""
@@ -77,6 +78,7 @@ class Wizard:
         self.proxy = Proxy(layout, settings)
         self.sessions: dict[str, Session] = {}
         self.finished = asyncio.Event()
+        self.lock = asyncio.Lock()  # one change at a time: two browsers must not finish twice
         self.templates = jinja2.Environment(
             loader=jinja2.PackageLoader("podium_appliance", "templates/wizard"),
             autoescape=True,
@@ -89,20 +91,29 @@ class Wizard:
         key = hashlib.sha256(cookie.encode()).hexdigest()
         session = self.sessions.get(key) if cookie else None
         now = time.monotonic()
-        if session is not None and now - session.seen > SESSION_IDLE_SECONDS:
-            del self.sessions[key]
+        if session is not None and (
+            now - session.seen > SESSION_IDLE_SECONDS or session.code_digest != self.code_digest()
+        ):
+            del self.sessions[key]  # idle, or the console replaced the code (it may have been seen)
             return None
         if session is not None:
             session.seen = now
         return session
 
+    def code_digest(self) -> str:
+        """A digest of the current setup code (empty when there is none)."""
+        code = self.code.current()
+        return hashlib.sha256(code.encode()).hexdigest() if code else ""
+
     def new_session(self, response: web.StreamResponse, request: web.Request) -> Session:
         """A session, its cookie set on ``response``."""
         cookie = secrets.token_urlsafe(32)
-        session = Session()
+        session = Session(code_digest=self.code_digest())
         self.sessions[hashlib.sha256(cookie.encode()).hexdigest()] = session
         secure = request.headers.get("X-Forwarded-Proto", request.scheme) == "https"
-        response.set_cookie(COOKIE, cookie, path="/setup", httponly=True, samesite="Strict", secure=secure)
+        # Lax, not Strict: the network confirmation arrives from the old address (another site), and a
+        # Strict cookie set on that response is not sent on the redirect. Every POST carries a CSRF token.
+        response.set_cookie(COOKIE, cookie, path="/setup", httponly=True, samesite="Lax", secure=secure)
         return session
 
     def render(self, request: web.Request, page: str, session: Session | None, status: int = 200,
@@ -144,12 +155,16 @@ def step_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
             raise web.HTTPNotFound()
         if any(name not in session.done for name in names[: names.index(step)]):
             raise _go(session.next_step())
-        if request.method == "POST":
-            form = await request.post()
-            if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
-                raise web.HTTPForbidden(text="This form is stale: reload the page and try again.")
-            request["form"] = form
-        return await handler(request, session)
+        if request.method != "POST":
+            return await handler(request, session)
+        form = await request.post()
+        if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
+            raise web.HTTPForbidden(text="This form is stale: reload the page and try again.")
+        request["form"] = form
+        async with wizard.lock:
+            if is_complete(wizard.layout):
+                raise web.HTTPSeeOther("/")
+            return await handler(request, session)
 
     return wrapped
 
@@ -231,6 +246,7 @@ async def network(request: web.Request, session: Session) -> web.StreamResponse:
         return wizard.render(request, "network", session, status=400, error=e.message, config=current,
                              notice="", form=dict(form))  # fmt: skip
     session.network_token = token
+    session.done.discard("network")  # not done until confirmed: later steps wait
     return wizard.render(request, "network_pending", session, wanted=wanted,
                          confirm_url=_confirm_url(request, wizard.settings, wanted, token),
                          seconds=wizard.settings.network_confirm_seconds)  # fmt: skip
@@ -391,6 +407,10 @@ async def finish(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "finish", session, values=session.values)
+    if wizard.network.pending_deadline() is not None:
+        return wizard.render(request, "finish", session, status=409, values=session.values,
+                             error="A network change is waiting for confirmation: confirm it, or let it "
+                                   "revert, before finishing.")  # fmt: skip
     v, p = session.values, session.values.get("pool", {})
     answers = Answers(
         v["admin_email"], v["admin_password"], v.get("channel", "stable"), v.get("update_proxy", ""),
@@ -413,6 +433,8 @@ async def _revert_loop(wizard: Wizard) -> None:
             wizard.network.revert_if_due()
         except ApplianceError as e:
             log.error("network: could not put the previous configuration back: %s", e.message)
+        except Exception:  # the loop must outlive any failure: it is the way back
+            log.exception("network: the revert check failed")
         await asyncio.sleep(1)
 
 

@@ -5,6 +5,7 @@ Real nginx, the real server started by first boot, the XenStore keys from the fi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import ssl
@@ -133,5 +134,43 @@ def test_appliance_bad_deploy_keys_fall_back_to_the_wizard(tmp_path):
         renewed = stack.appliance("setup-code", "--new")
         assert renewed.returncode == 0 and old not in renewed.stdout
         assert stack.layout.setup_code.read_text().strip() in stack.layout.issue.read_text()
+    finally:
+        stack.stop()
+
+
+def test_appliance_a_failing_first_boot_step_still_shows_the_way_in(tmp_path):
+    keys = {"admin-account": json.dumps(ADMIN), "ip": "192.0.2.10", "netmask": "24"}
+    stack = first_boot(
+        tmp_path, deploy=keys, commands={"network_apply": ["sh", "-c", "echo no networkd >&2; exit 1"]}
+    )
+    try:
+        out = stack.firstboot_output
+        assert (
+            "Podium: the deployed network settings failed: applying the network configuration: no networkd"
+            in out
+        )
+        assert "Podium is set up" in out  # the rest went on: the admin from the keys is there
+        assert list((stack.layout.xenstore_standin / "vm-data").iterdir()) == []
+    finally:
+        stack.stop()
+
+
+async def test_appliance_a_new_setup_code_ends_the_sessions_of_the_old_one(tmp_path):
+    stack = first_boot(tmp_path)
+    try:
+        stack.start_wizard()
+        code = stack.layout.setup_code.read_text().strip()
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            base = f"http://{stack.layout.settings().wizard_listen}"
+            async with http.post(base + "/setup/code", data={"code": code}, allow_redirects=False) as r:
+                assert r.status == 303 and r.headers["Location"] == "/setup/admin"
+            async with http.get(base + "/setup/admin", allow_redirects=False) as r:
+                assert r.status == 200
+            assert (await asyncio.to_thread(stack.appliance, "setup-code", "--new")).returncode == 0
+            async with http.get(base + "/setup/admin", allow_redirects=False) as r:
+                assert (
+                    r.status == 303 and r.headers["Location"] == "/setup/"
+                )  # the old code's session is over
     finally:
         stack.stop()
