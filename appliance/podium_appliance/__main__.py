@@ -88,6 +88,7 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
     from .wizard import make_app
 
     host, _, port = settings.wizard_listen.rpartition(":")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the confirm link's token is in a query
     app = make_app(layout, settings)
 
     async def stop_when_finished(app: web.Application) -> None:

@@ -108,7 +108,7 @@ def issue_text(code: str | None) -> str:
 
 def write_issue(layout: Layout, code: str | None) -> None:
     """Show (or, with None, stop showing) the code above the console's login prompt."""
-    write_atomic(layout.issue, issue_text(code), mode=0o644)
+    write_atomic(layout.issue, issue_text(code), mode=0o600)  # agetty reads it as root
 
 
 def require_code(layout: Layout) -> str:

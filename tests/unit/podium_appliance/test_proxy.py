@@ -64,7 +64,9 @@ def test_setup_mode_sends_everything_to_the_wizard_without_hsts(layout):
     assert text.splitlines()[0] == "# podium-proxy mode=setup"
     assert "Strict-Transport-Security" not in text.replace("proxy_hide_header Strict-Transport-Security", "")
     assert "proxy_pass http://127.0.0.1:9001;" in text
-    assert "127.0.0.1:8000" not in text and "/setup" not in text
+    assert "127.0.0.1:8000" not in text and "return 303" not in text
+    confirm = text[text.index("location = /setup/network/confirm") :]
+    assert "access_log off;" in confirm.split("}")[0]  # its one-time token stays out of the log
     assert "X-Frame-Options" in text and "frame-ancestors 'none'" in text
 
 
