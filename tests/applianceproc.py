@@ -8,6 +8,7 @@ commands are recorded in ``commands.log`` (this machine's own network and clock 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,10 +20,13 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from podium_appliance.layout import Layout
 
-from .nginxproc import Nginx, start_nginx
+from .nginxproc import Nginx, closed, start_nginx
 from .serverproc import free_port
 from .simproc import terminate
 
@@ -90,6 +94,19 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.05)
+
+    async def calls(self, *calls: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """JSON-RPC calls on one WebSocket through nginx (wss), as a browser or xo-lib makes them; the
+        replies (result or error), in order."""
+        url = self.url.replace("https", "wss") + "/api/"
+        replies = []
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
+            sock = ws.get_extra_info("socket")
+            for call_id, (method, params) in enumerate(calls, 1):
+                await ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
+                replies.append(json.loads((await ws.receive()).data))
+        await closed(sock)
+        return replies
 
     def server_log(self) -> str:
         """What the server started by the wizard has logged."""

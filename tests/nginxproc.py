@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import hashlib
 import json
 import os
 import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -73,6 +75,16 @@ class Nginx:
         """The master process (a child of the test: nginx runs with daemon off)."""
         assert self.proc is not None
         return self.proc.pid
+
+    def served_fingerprint(self) -> str:
+        """The SHA-256 fingerprint of the certificate a new TLS connection gets, as CertInfo writes it."""
+        with (
+            socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as sock,
+            ssl._create_unverified_context().wrap_socket(sock) as conn,
+        ):
+            der = conn.getpeercert(binary_form=True)
+        assert der is not None
+        return hashlib.sha256(der).digest().hex(":").upper()
 
     def worker_pids(self, include_old: bool = False) -> list[int]:
         """The master's workers; with ``include_old``, also those finishing after a reload."""

@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,8 +22,9 @@ from aiohttp import web
 
 from . import tls
 from .check import run_checks
+from .completion import reset_password
 from .errors import ApplianceError
-from .firstboot import firstboot
+from .firstboot import firstboot, urls
 from .layout import Layout, Settings
 from .network import DHCP, Network, static_config
 from .proxy import Proxy
@@ -113,8 +113,7 @@ def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) ->
     code = SetupCode(layout)
     value = code.renew() if args.new else code.ensure()
     write_issue(layout, value)
-    urls = [f"https://{a}/" if ":" not in a else f"https://[{a}]/" for a in tls.local_addresses()]
-    print(console_text(value, urls), end="")
+    print(console_text(value, urls()), end="")
     return 0
 
 
@@ -146,18 +145,14 @@ def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Nam
             email = json.loads(layout.setup_complete.read_text())["admin"]
         except (OSError, ValueError, KeyError):
             raise ApplianceError("setup is not complete: give the user's e-mail") from None
-    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password", email]
-    if args.password_stdin:
-        argv.append("--password-stdin")
-    done = subprocess.run(argv, stdin=sys.stdin if args.password_stdin else subprocess.DEVNULL,
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        said = done.stderr.strip().splitlines()
-        raise ApplianceError(said[-1].removeprefix("podium-server: ") if said else "the reset failed")
-    if done.stdout.strip():
-        print(f"New password for {email}: {done.stdout.strip()}")
-    else:
+    given = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
+    if args.password_stdin and not given:
+        raise ApplianceError("no password on standard input")
+    password = reset_password(layout, settings, email, given)
+    if given:
         print(f"The password of {email} was changed.")
+    else:
+        print(f"New password for {email}: {password}")
     return 0
 
 

@@ -148,19 +148,30 @@ async def add_pool(settings: Settings, answers: Answers, seconds: float = 60.0) 
     raise ApplianceError(f"the server could not connect to the pool: {error}")
 
 
-def _set_admin_password(layout: Layout, settings: Settings, answers: Answers) -> None:
-    """The server creates its admin at its first start only: after an earlier attempt, give that admin
-    the password chosen now (the e-mail must be the same)."""
-    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password",
-            answers.admin_email, "--password-stdin"]  # fmt: skip
-    done = subprocess.run(argv, input=answers.admin_password + "\n", capture_output=True, text=True,
+def reset_password(layout: Layout, settings: Settings, email: str, password: str = "") -> str:
+    """Give a user of the server a new password (a random one unless given), through ``podium-server
+    reset-password`` as the server's own user; returns the password. The server's message on failure."""
+    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password", email]
+    if password:
+        argv.append("--password-stdin")
+    done = subprocess.run(argv, input=password + "\n" if password else "", capture_output=True, text=True,
                           check=False, timeout=60)  # fmt: skip
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()
+        raise ApplianceError(said[-1].removeprefix("podium-server: ") if said else "the reset failed")
+    return password or done.stdout.strip()
+
+
+def _set_admin_password(layout: Layout, settings: Settings, answers: Answers) -> None:
+    """The server creates its admin at its first start only: after an earlier attempt, give that admin
+    the password chosen now (the e-mail must be the same)."""
+    try:
+        reset_password(layout, settings, answers.admin_email, answers.admin_password)
+    except ApplianceError as e:
         raise ApplianceError(
             "the server was already started by an earlier attempt with another administrator "
-            f"({said[-1].removeprefix('podium-server: ') if said else 'unknown'}): use the same e-mail"
-        )
+            f"({e.message}): use the same e-mail"
+        ) from None
 
 
 async def complete(layout: Layout, settings: Settings, answers: Answers) -> None:

@@ -62,8 +62,9 @@ async def firstboot(layout: Layout, settings: Settings) -> list[str]:
     store = open_store(layout, settings)
     deploy = read_deploy(store) if store is not None else Deploy()
     lines += [f"Podium deploy: {problem} (ignored)" for problem in deploy.problems]
-    if deploy.network is not None:
-        _step(lines, "the deployed network settings", lambda: network.apply(deploy.network))  # type: ignore[arg-type]
+    wanted = deploy.network
+    if wanted is not None:
+        _step(lines, "the deployed network settings", lambda: network.apply(wanted))
     if deploy.ntp:
         zone = layout.timezone.read_text().strip() if layout.timezone.exists() else "UTC"
         _step(

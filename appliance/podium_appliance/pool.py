@@ -36,8 +36,7 @@ class PoolCheck:
 
 def pretty(fingerprint: str) -> str:
     """``AB:CD:…`` from a hexadecimal digest with or without colons."""
-    digits = fingerprint.replace(":", "").upper()
-    return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
+    return bytes.fromhex(fingerprint.replace(":", "")).hex(":").upper()
 
 
 def endpoint(host: str) -> Endpoint:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -25,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from . import system
 from .errors import ApplianceError
+from .host import check_hostname
 from .layout import Layout, write_atomic
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ EXPIRY_WARNING_DAYS = 30
 SUPPORTED_CURVES = (ec.SECP256R1, ec.SECP384R1)
 MIN_RSA_BITS = 2048
 
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
 _PASSPHRASE_FIX = "remove the passphrase with `openssl pkey -in key.pem -out plain.pem` and upload plain.pem"
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -139,12 +138,10 @@ def _common_name(hostname: str) -> str:
 def _check_hostname(hostname: str) -> None:
     if _ip(hostname) is not None:
         return
-    labels = hostname.rstrip(".").split(".")
-    if not hostname or len(hostname) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise TlsError(
-            f"{hostname!r} is not a valid host name: use letters, digits and hyphens, "
-            "in dot-separated parts of at most 63 characters"
-        )
+    try:
+        check_hostname(hostname)  # the one rule for host names, as the wizard's host name step applies it
+    except ApplianceError as e:
+        raise TlsError(e.message) from None
 
 
 def _san(hostname: str, addresses: list[str]) -> list[x509.GeneralName]:

@@ -8,19 +8,16 @@ then the right answers; the server starts with that admin, the wizard locks for 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import ssl
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import pytest
 from playwright.sync_api import Page, expect
 
 from podium_appliance import tls
 
 from ..applianceproc import Stack, first_boot
-from ..nginxproc import closed
 from ..simproc import start_sim
 from .conftest import screenshot
 
@@ -132,10 +129,10 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     info = tls.read_info(stack.layout.tls_cert)
     assert "podium-test" in info.names and stack.layout.tls_cert.read_bytes() != before
     for _ in range(50):  # nginx -s reload returns before the new workers answer
-        if _served_fingerprint(stack) == info.fingerprint:
+        if stack.nginx.served_fingerprint() == info.fingerprint:
             break
         page.wait_for_timeout(100)
-    assert _served_fingerprint(stack) == info.fingerprint
+    assert stack.nginx.served_fingerprint() == info.fingerprint
 
     # Pool: an unreachable master, then the simulator's: its fingerprint shown, confirmed, logged in.
     page.fill("#host", "127.0.0.1:1")
@@ -186,7 +183,12 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     assert "password" not in stack.layout.server_toml.read_text().replace("password_hash", "")
     assert PASSWORD not in stack.server_log() and PASSWORD not in (stack.root / "wizard.log").read_text()
     with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
-        servers = pool.submit(asyncio.run, _sign_in_and_list_servers(stack)).result()
+        signed_in, listed = pool.submit(
+            asyncio.run,
+            stack.calls(("session.signIn", {"email": ADMIN, "password": PASSWORD}), ("server.getAll", {})),
+        ).result()
+    assert "error" not in signed_in, signed_in
+    servers = listed["result"]
     assert servers[0]["status"] == "connected" and servers[0]["fingerprint"]
     hsts = _headers(stack, "/api/health")
     assert "max-age" in hsts.get("strict-transport-security", "")
@@ -201,20 +203,8 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     expect(page.locator("#signin")).to_be_visible()
     assert not [c for c in page.context.cookies() if c["name"] == "authenticationToken"]
     with ThreadPoolExecutor(1) as pool:
-        revoked = pool.submit(asyncio.run, _sign_in_with(stack, {"token": token})).result()
+        (revoked,) = pool.submit(asyncio.run, stack.calls(("session.signIn", {"token": token}))).result()
     assert revoked["error"]["code"] == 3  # the token no longer signs anyone in
-
-
-async def _sign_in_with(stack: Stack, params: dict) -> dict:
-    url = stack.url.replace("https", "wss") + "/api/"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
-        sock = ws.get_extra_info("socket")
-        await ws.send_str(
-            json.dumps({"jsonrpc": "2.0", "id": 1, "method": "session.signIn", "params": params})
-        )
-        reply = json.loads((await ws.receive()).data)
-    await closed(sock)
-    return reply
 
 
 def _static_address(page: Page) -> None:
@@ -226,38 +216,9 @@ def _static_address(page: Page) -> None:
     _submit(page)
 
 
-def _served_fingerprint(stack: Stack) -> str:
-    import hashlib
-    import socket
-
-    ctx = ssl._create_unverified_context()
-    with (
-        socket.create_connection(("127.0.0.1", stack.nginx.https_port)) as raw,
-        ctx.wrap_socket(raw, server_hostname="podium-test") as s,
-    ):
-        der = s.getpeercert(binary_form=True)
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, 64, 2))
-
-
 def _headers(stack: Stack, path: str) -> dict[str, str]:
     import urllib.request
 
     ctx = ssl._create_unverified_context()
     with urllib.request.urlopen(stack.url + path, context=ctx, timeout=10) as resp:
         return {k.lower(): v for k, v in resp.headers.items()}
-
-
-async def _sign_in_and_list_servers(stack: Stack) -> list[dict]:
-    """The new admin signs in through nginx, as any client would."""
-    url = stack.url.replace("https", "wss") + "/api/"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
-        sock = ws.get_extra_info("socket")
-        for i, (method, params) in enumerate(
-            [("session.signIn", {"email": ADMIN, "password": PASSWORD}), ("server.getAll", {})]
-        ):
-            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}))
-            reply = json.loads((await ws.receive()).data)
-            assert "error" not in reply, reply
-    await closed(sock)
-    return reply["result"]

@@ -17,7 +17,6 @@ import aiohttp
 import pytest
 
 from ..applianceproc import Stack, first_boot
-from ..nginxproc import closed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -25,14 +24,8 @@ ADMIN = {"email": "deploy@example.com", "password": "written by xo deploy"}
 
 
 async def _sign_in(stack: Stack, email: str, password: str) -> dict:
-    """Sign in through nginx, as a browser or xo-lib would; the answer (result or error)."""
-    url = stack.url.replace("https", "wss") + "/api/"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=False) as ws:
-        sock = ws.get_extra_info("socket")
-        await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "session.signIn",
-                            "params": {"email": email, "password": password}})  # fmt: skip
-        reply = json.loads((await ws.receive()).data)
-    await closed(sock)
+    """Sign in through nginx; the answer (result or error)."""
+    (reply,) = await stack.calls(("session.signIn", {"email": email, "password": password}))
     return reply
 
 

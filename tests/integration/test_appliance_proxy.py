@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import http.client
 import json
 import shutil
@@ -82,17 +81,6 @@ def fetch(
         return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
-
-
-def served_fingerprint(nginx: Nginx) -> str:
-    """The SHA-256 fingerprint of the certificate a new TLS connection gets, as CertInfo writes it."""
-    with (
-        socket.create_connection(("127.0.0.1", nginx.https_port), timeout=10) as sock,
-        unverified().wrap_socket(sock) as conn,
-    ):
-        der = conn.getpeercert(binary_form=True)
-    assert der is not None
-    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 class ProxiedApi(Api):
@@ -339,14 +327,14 @@ async def test_the_api_websocket_works_through_the_proxy(proxied, sim: Sim):
 async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied):
     layout = proxied.layout
     old = tls.read_info(layout.tls_cert).fingerprint
-    assert served_fingerprint(proxied) == old
+    assert proxied.served_fingerprint() == old
     cert, key = tls.generate_self_signed("localhost", ["127.0.0.1"])  # a new key too
     async with ProxiedApi(proxied, trusting(layout)) as api:
         await api.sign_in()
         info = await asyncio.to_thread(Proxy(layout, layout.settings()).install_certificate, cert, key)
         assert info.fingerprint != old
         assert (
-            await until(lambda: served_fingerprint(proxied), lambda f: f == info.fingerprint)
+            await until(lambda: proxied.served_fingerprint(), lambda f: f == info.fingerprint)
             == info.fingerprint
         )
         # the open WebSocket is served on by the previous worker, which finishes once it closes
@@ -358,7 +346,7 @@ async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied
         with pytest.raises(tls.TlsError, match="does not belong"):
             Proxy(layout, layout.settings()).install_certificate(other_cert, key)
         assert layout.tls_cert.read_bytes() == cert
-        assert served_fingerprint(proxied) == info.fingerprint
+        assert proxied.served_fingerprint() == info.fingerprint
         assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL
 
 

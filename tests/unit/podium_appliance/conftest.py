@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from podium_appliance.layout import Layout
 
-
-def record(log: Path, name: str) -> list[str]:
-    """A command that appends its name and arguments to ``log`` (what systemd would have been asked)."""
-    return ["sh", "-c", f'echo "{name} $*" >> {log}', name]
+from ...applianceproc import record
 
 
 @pytest.fixture
@@ -24,9 +22,8 @@ def appliance(tmp_path: Path) -> Layout:
     lines = ["[commands]"]
     placeholders = {"network_reconfigure": ["{interface}"], "hostname_apply": ["{hostname}"]}
     for name in names:
-        argv = record(log, name) + placeholders.get(name, [])
-        argv_text = ", ".join(f'"{a}"' if '"' not in a else "'" + a + "'" for a in argv)
-        lines.append(f"{name} = [{argv_text}]")
+        argv = record(log, name, *placeholders.get(name, []))
+        lines.append(f"{name} = {json.dumps(argv)}")  # a JSON array of strings is a TOML array
     layout.appliance_toml.write_text("\n".join(lines) + "\n")
     return layout
 
