@@ -126,6 +126,35 @@ class Layout:
     def timesyncd_conf(self) -> Path:
         return self.path("etc/systemd/timesyncd.conf.d/podium.conf")
 
+    @property
+    def updates_toml(self) -> Path:
+        return self.etc / "updates.toml"
+
+    # Releases (opt) and the updater
+    @property
+    def releases(self) -> Path:
+        """One folder per installed release, ``releases/<version>``, each with its own venv."""
+        return self.path("opt/podium/releases")
+
+    @property
+    def current(self) -> Path:
+        """The symlink to the running release (``releases/<version>``), switched by an atomic rename."""
+        return self.path("opt/podium/current")
+
+    @property
+    def update_keyring(self) -> Path:
+        """The trusted signing keys shipped in the image (read-only)."""
+        return self.path("usr/share/podium/update-keyring.json")
+
+    @property
+    def update_state(self) -> Path:
+        """The updater's own state: journal, accepted keys, downloads, database backups."""
+        return self.path("var/lib/podium-updater")
+
+    @property
+    def update_socket(self) -> Path:
+        return self.path("run/podium-updater.sock")
+
     # State (var/lib)
     @property
     def server_data(self) -> Path:
