@@ -7,11 +7,11 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from .models import Base
+from . import schema
 
 
 class Database:
-    """An engine and its session factory; ``create`` makes the tables that are missing."""
+    """An engine and its session factory; ``create`` brings the schema to the newest revision."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -29,9 +29,10 @@ class Database:
         return cls(f"sqlite+aiosqlite:///{data_dir / 'podium.db'}")
 
     async def create(self) -> None:
-        """Create missing tables."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+        """Create the tables, or upgrade them to the newest revision (see :mod:`.schema`, whose
+        :class:`~.schema.SchemaError` says why a database cannot be used: a newer release's, or not
+        Podium's). Runs on an engine of its own, before this one serves anything."""
+        await schema.upgrade(self.url)
 
     async def close(self) -> None:
         """Release the connections."""

@@ -1,0 +1,1 @@
+"""The revisions, oldest first by number; Alembic chains them by their ``down_revision``."""
