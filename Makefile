@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := \
 	chromium:'command -v chromium' \
 	xva-img
 
-.PHONY: help setup run test lint format bench clean
+.PHONY: help setup run test lint format bench bundle clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ format: $(STAMPS)/venv ## Reformat the code with ruff
 
 bench: setup ## Run the benchmarks in tests/bench and print their figures
 	@set -e; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+bundle: $(STAMPS)/venv ## Build a signed update bundle of this tree in build/bundles (BUNDLE_ARGS="--version 0.2.0 ...")
+	$(BIN)/python scripts/make_bundle.py $(BUNDLE_ARGS)
 
 clean: ## Remove the venv, node modules and build stamps
 	rm -rf $(VENV) $(STAMPS) tests/node/node_modules build *.egg-info server/*.egg-info
