@@ -7,6 +7,7 @@ commands are recorded in ``commands.log`` (this machine's own network and clock 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,16 +16,24 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from podium_appliance import tls
 from podium_appliance.layout import Layout
+from podium_appliance.setup_code import SetupCode
+from podium_appliance.wizard import Session, make_app
 
 from .nginxproc import Nginx, closed, start_nginx
 from .serverproc import free_port
@@ -187,3 +196,85 @@ def first_boot(
         raise RuntimeError(f"firstboot failed: {done.stderr}")
     stack.firstboot_output = done.stdout
     return stack
+
+
+@contextlib.asynccontextmanager
+async def wizard_client(
+    layout: Layout, done: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[TestClient, Session]]:
+    """The wizard's application in this process (aiohttp's test server, on loopback) and a client whose
+    session was opened with the setup code, the steps ``done`` marked done (their POSTs carry its csrf)."""
+    with warnings.catch_warnings():  # the wizard's app keys are strings (__main__ reads app["wizard"])
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app = make_app(layout, layout.settings())
+    code = SetupCode(layout).ensure()
+    async with TestClient(TestServer(app)) as client:
+        async with client.post("/setup/code", data={"code": code}, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+        (session,) = app["wizard"].sessions.values()
+        session.done.update(done)
+        yield client, session
+
+
+@dataclass
+class TlsForwarder:
+    """A TLS endpoint with a certificate of its own in front of another TLS endpoint (not verified)."""
+
+    listen: tuple[str, int]
+    upstream: tuple[str, int]
+    fingerprint: str  # of its own certificate, as CertInfo writes it
+
+
+@contextlib.contextmanager
+def tls_forwarder(listen: tuple[str, int], upstream: tuple[str, int], folder: Path) -> Iterator[TlsForwarder]:
+    """Serve ``listen`` with a new self-signed certificate, each connection piped to ``upstream`` over TLS
+    (an event loop in a thread of its own, so that it serves a test's own event loop as well).
+
+    The simulator's hosts share one certificate; a real pool's hosts each have their own. A forwarder in
+    front of a member gives it one (the HOST_IS_SLAVE it answers still names the master's real address).
+    """
+    cert, key = tls.generate_self_signed("forwarder", [listen[0]])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cert.pem").write_bytes(cert)
+    (folder / "key.pem").write_bytes(key)
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    client = ssl._create_unverified_context()
+    loop = asyncio.new_event_loop()
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await reader.read(1 << 16):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        try:
+            far_reader, far_writer = await asyncio.open_connection(*upstream, ssl=client)
+        except OSError:
+            writer.close()
+            return
+        writers.add(far_writer)
+        await asyncio.gather(pipe(reader, far_writer), pipe(far_reader, writer))
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    starting = asyncio.start_server(serve, *listen, ssl=served)
+    server = asyncio.run_coroutine_threadsafe(starting, loop).result(timeout=10)
+
+    async def stop() -> None:
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.sleep(0.1)  # the TLS shutdowns
+
+    try:
+        yield TlsForwarder(listen, upstream, tls.validate(cert, key).fingerprint)
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -4,6 +4,10 @@ The main nginx.conf written here mirrors Debian's (``/etc/nginx/nginx.conf``: th
 directives, so a duplicate in the appliance's file fails here as it would on the box) and includes the
 folder of ``Layout.nginx_conf`` as Debian includes ``conf.d/*.conf``. Every file nginx writes (pid, logs,
 temporary folders) is under the prefix; the machine's /etc/nginx is only read (mime.types).
+
+Also what the proxy's test and its benchmark (tests/bench/bench_proxy.py) share: clients that trust the
+installed certificate, the API's WebSocket through nginx, and a VM import and export streamed through it
+while nginx's workers are watched (:func:`vm_round_trip`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from podium import xva as xva_lib
 from podium_appliance import tls
 from podium_appliance.layout import Layout, write_atomic
 from podium_appliance.proxy import render
 
-from .serverproc import free_port
+from .procstat import status_kb
+from .serverproc import Api, free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MIME_TYPES = Path("/etc/nginx/mime.types")
@@ -245,3 +253,162 @@ def start_nginx(
         write_atomic(layout.nginx_conf, render(layout, layout.settings(), mode))
     nginx.start()
     return nginx
+
+
+# Clients of the appliance's nginx, and VM transfers through it
+
+GiB = 1 << 30
+MB = 1 << 20
+
+
+def trusting(layout: Layout) -> ssl.SSLContext:
+    """A client context that trusts the installed (self-signed) certificate and nothing else."""
+    return ssl.create_default_context(cadata=layout.tls_cert.read_text())
+
+
+class ProxiedApi(Api):
+    """The API's WebSocket through nginx (wss), with the given TLS context."""
+
+    def __init__(self, nginx: Nginx, ctx: ssl.SSLContext) -> None:
+        super().__init__(nginx.url)
+        self.ctx = ctx
+
+    async def __aenter__(self) -> ProxiedApi:
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ctx))
+        self.ws = await self.http.ws_connect(self.url.replace("https", "wss", 1) + "/api/")
+        self.reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        sock = self.ws.get_extra_info("socket")
+        await super().__aexit__(*exc)
+        await closed(sock)
+
+
+class FilledDisk:
+    """A disk whose every MiB holds data (one byte set, the rest zeros): every chunk is in the XVA."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._chunk = b"\x5a" + bytes(xva_lib.CHUNK_SIZE - 1)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._chunk[:length]
+
+
+def written_bytes(pid: int) -> int:
+    """What a process has written to disk so far (/proc/<pid>/io)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One transfer through nginx: its length and duration, and what nginx's workers did meanwhile."""
+
+    what: str
+    length: int
+    seconds: float
+    rss_growth_mb: float  # the peak RSS growth of the busiest worker
+    written: int  # bytes all workers wrote to disk
+    via: str = "through nginx"
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.length / self.seconds / 1e6
+
+    def line(self) -> str:
+        return (f"{self.what} of {self.length / GiB:.2f} GiB {self.via}: {self.mb_per_s:,.0f} MB/s "
+                f"({self.seconds:.1f} s), nginx worker peak RSS growth {self.rss_growth_mb:.1f} MB, "
+                f"{self.written:,} bytes written to disk")  # fmt: skip
+
+
+class Watch:
+    """What nginx's workers do over a transfer: their peak RSS growth (MB), the bytes they write to disk."""
+
+    def __init__(self, nginx: Nginx) -> None:
+        self.nginx = nginx
+        self.workers = nginx.worker_pids()
+        self.rss0 = {pid: status_kb(pid, "VmRSS") for pid in self.workers}
+        for pid in self.workers:
+            with contextlib.suppress(OSError):  # root only: otherwise the peak so far stays
+                Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts afresh
+        self.wrote0 = {pid: written_bytes(pid) for pid in self.workers}
+        self.began = time.perf_counter()
+
+    def done(self, what: str, length: int, via: str = "through nginx") -> Figures:
+        """The figures since the watch began."""
+        took = time.perf_counter() - self.began
+        grown = max(status_kb(pid, "VmHWM") - self.rss0[pid] for pid in self.workers) / 1024
+        wrote = sum(written_bytes(pid) - self.wrote0[pid] for pid in self.workers)
+        return Figures(what, length, took, grown, wrote, via)
+
+
+async def transfer(
+    nginx: Nginx, method: str, path: str, *, straight: str | None = None, **kwargs: Any
+) -> tuple[int, bytes, int]:
+    """An upload (``data``, ``headers``) or a download through nginx (or ``straight`` to that base URL):
+    status, body (uploads), bytes read."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
+    count = 0
+    body = b""
+    ssl_option: ssl.SSLContext | bool = True if straight else trusting(nginx.layout)
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_option)) as http,
+        http.request(method, (straight or nginx.url) + path, timeout=timeout, **kwargs) as resp,
+    ):
+        sock = resp.connection.transport.get_extra_info("socket") if resp.connection else None
+        if method == "GET":
+            async for data in resp.content.iter_chunked(1 << 20):
+                count += len(data)
+        else:
+            body = await resp.read()
+    await closed(sock)
+    return resp.status, body, count
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """A VM imported through nginx, then exported through it."""
+
+    vm: dict[str, Any]
+    disk_sizes: list[int]
+    up: Figures
+    down: Figures
+
+
+async def vm_round_trip(
+    api: Api, nginx: Nginx, sr_id: str, size: int, name: str, straight: str | None = None
+) -> RoundTrip:
+    """Import a VM with a ``size`` disk full of data through nginx (the API's $sendTo, streamed, a
+    Content-Length given), wait until the server sees it, then export it through nginx ($getFrom).
+    With ``straight`` (the server's own URL), the same without nginx, for comparison."""
+    from .integration.test_api_transfer import wait_object
+
+    via = "straight to the server" if straight else "through nginx"
+
+    ova = xva_lib.vm_ova(name, size=size)
+    vdi = next(o["id"] for o in ova["objects"] if o["class"] == "VDI")
+    writer = xva_lib.XvaWriter(ova, {vdi: FilledDisk(size)})
+    length = sum(len(block) for block in writer)  # the stream is made twice: once to know its length
+    sent = await api.call("vm.import", {"sr": sr_id})
+    watch = Watch(nginx)
+    headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+    status, body, _ = await transfer(
+        nginx, "PUT", sent["$sendTo"], straight=straight, data=writer.aiter(), headers=headers
+    )
+    up = watch.done("VM import", length, via)
+    if status != 200:
+        raise AssertionError(f"the import {via} answered {status}: {body[:500]!r}")
+    vm = await wait_object(api, json.loads(body)["result"])
+    vbds = [await wait_object(api, d) for d in vm["$VBDs"]]
+    sizes = [(await wait_object(api, d["VDI"]))["size"] for d in vbds if d.get("VDI")]
+    got = await api.call("vm.export", {"vm": vm["id"]})
+    watch = Watch(nginx)
+    status, _, count = await transfer(nginx, "GET", got["$getFrom"], straight=straight)
+    down = watch.done("VM export", count, via)
+    if status != 200:
+        raise AssertionError(f"the export {via} answered {status}")
+    return RoundTrip(vm, sizes, up, down)

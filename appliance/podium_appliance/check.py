@@ -61,6 +61,12 @@ def certificate(layout: Layout, now: datetime | None = None) -> Result:
     detail = f"valid until {info.not_after:%Y-%m-%d} ({days} days)"
     if days < 0:
         return Result("certificate", "FAIL", f"expired on {info.not_after:%Y-%m-%d}")
+    try:
+        problem = tls.installed_problem(layout, now)
+    except ApplianceError as e:
+        problem = e.message
+    if problem:  # the next boot replaces it with a self-signed one
+        return Result("certificate", "FAIL", f"{problem} (the next boot makes a self-signed one)")
     return Result("certificate", "WARN" if days < 30 else "OK", detail)
 
 

@@ -1,5 +1,7 @@
-"""What runs at every boot before nginx: the way back of an unconfirmed network change, the certificate,
-then, until setup is complete, the deploy keys (unattended setup) or the setup code on the console."""
+"""What runs at every boot before nginx: the way back of an unconfirmed network change, the certificate
+(made if there is none, replaced by a self-signed one if nginx could not serve it: key and certificate
+apart, unreadable, expired), then, until setup is complete, the deploy keys (unattended setup) or the setup
+code on the console."""
 
 from __future__ import annotations
 
@@ -49,9 +51,15 @@ async def firstboot(layout: Layout, settings: Settings) -> list[str]:
     hostname = layout.hostname.read_text().strip() if layout.hostname.exists() else "podium"
 
     def certificate() -> None:
-        if tls.ensure_certificate(layout, hostname or "podium"):
-            info = tls.read_info(layout.tls_cert)
-            lines.append(f"Podium: a self-signed certificate was made, fingerprint {info.fingerprint}")
+        done = tls.ensure_certificate(layout, hostname or "podium")
+        if not done:
+            return
+        info = tls.read_info(layout.tls_cert)
+        if done.problem:
+            kept = " and ".join(path.name for path in done.kept)
+            lines.append(f"Podium: the HTTPS certificate could not be used: {done.problem}.")
+            lines.append(f"Podium: the old files are kept in {layout.tls_dir} as {kept}.")
+        lines.append(f"Podium: a self-signed certificate was made, fingerprint {info.fingerprint}")
 
     _step(lines, "the certificate", certificate)
     proxy = Proxy(layout, settings)

@@ -4,6 +4,12 @@ A change made from a browser can cut that browser off. So the wizard applies it 
 file is kept in ``network-pending.json`` with a deadline, and unless the change is confirmed from the
 browser (which can then only reach the appliance at its new address) before the deadline, the previous
 configuration is put back by itself, even if the wizard was restarted meanwhile.
+
+The deadline is not wall-clock time, which NTP may step at first boot (the very moment the network
+changes): it is the kernel's CLOCK_BOOTTIME (seconds since boot, suspend included, never stepped) with the
+boot's id. A pending change found after a reboot (another boot id) was not confirmed in time by
+definition, and reverts at once. A pending file of the first format (``deadline`` in epoch seconds, written
+before this one existed) is still read, with the wall clock as then.
 """
 
 from __future__ import annotations
@@ -15,12 +21,30 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ApplianceError
 from .layout import Layout, Settings, write_atomic
 from .system import run
 
 log = logging.getLogger(__name__)
+
+#: This boot's id, a new random UUID at every boot (the real one even under a test root: tests replace it).
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+PENDING_FORMAT = 2
+
+
+def boot_id() -> str:
+    """The id of the running boot ("" when the kernel does not say)."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def boottime() -> float:
+    """Seconds since this boot began, suspend included; never stepped by NTP or by hand."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 @dataclass(frozen=True)
@@ -158,8 +182,10 @@ class Network:
             previous = None
         token = secrets.token_urlsafe(24)
         pending: dict[str, object] = {
+            "format": PENDING_FORMAT,
             "previous": previous,
-            "deadline": time.time() + seconds,
+            "boot_id": boot_id(),
+            "deadline_boottime": boottime() + seconds,
             "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
         }
         # The way back is on disk before the change: a crash or reboot in between still reverts.
@@ -177,19 +203,38 @@ class Network:
         except FileNotFoundError:
             return None
         except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("token_sha256", ""), str):
             log.error("network: %s is unreadable; reverting to DHCP", self.layout.network_pending)
             return {"previous": None, "deadline": 0.0, "token_sha256": ""}
-        return data if isinstance(data, dict) else None
+        return data
+
+    @staticmethod
+    def _seconds_left(pending: dict[str, object]) -> float:
+        """Seconds until the pending change reverts; 0 or less: now."""
+        try:
+            if "deadline_boottime" in pending:
+                if str(pending.get("boot_id", "")) != boot_id():
+                    return 0.0  # written before a reboot: it cannot have been confirmed since
+                return float(pending["deadline_boottime"]) - boottime()  # type: ignore[arg-type]
+            return float(pending["deadline"]) - time.time()  # type: ignore[arg-type]  # the first format
+        except (KeyError, TypeError, ValueError):
+            return 0.0
+
+    def seconds_left(self) -> float | None:
+        """How long the pending change has before it reverts (0 when due), or None without one."""
+        pending = self._pending()
+        return None if pending is None else max(0.0, self._seconds_left(pending))
 
     def pending_deadline(self) -> float | None:
-        """When the pending change reverts (epoch seconds), or None."""
-        pending = self._pending()
-        return float(pending["deadline"]) if pending else None  # type: ignore[arg-type]
+        """When the pending change reverts, in epoch seconds as the wall clock reads now; or None."""
+        left = self.seconds_left()
+        return None if left is None else time.time() + left
 
     def confirm(self, token: str) -> bool:
         """Keep the pending change, if the token is its own and its deadline has not passed."""
         pending = self._pending()
-        if pending is None or time.time() >= float(pending["deadline"]):  # type: ignore[arg-type]
+        if pending is None or self._seconds_left(pending) <= 0:
             return False
         digest = hashlib.sha256(token.encode()).hexdigest()
         if not secrets.compare_digest(digest, str(pending["token_sha256"])):
@@ -199,9 +244,10 @@ class Network:
         return True
 
     def revert_if_due(self) -> bool:
-        """Put the previous configuration back if a pending change's deadline has passed."""
+        """Put the previous configuration back if a pending change's deadline has passed (or the machine
+        rebooted since it was made)."""
         pending = self._pending()
-        if pending is None or time.time() < float(pending["deadline"]):  # type: ignore[arg-type]
+        if pending is None or self._seconds_left(pending) > 0:
             return False
         self._revert(pending, "it was not confirmed in time")
         return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
+import stat
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -395,6 +397,20 @@ def _warnings(
     return warnings
 
 
+def address_warnings(names: list[str], addresses: list[str]) -> list[str]:
+    """A warning naming the appliance's addresses a certificate does not name (none when it names them
+    all, or names nothing at all: that has its own warning)."""
+    missing = [address for address in addresses if not covers(names, address)]
+    if not names or not missing:
+        return []
+    first = f"[{missing[0]}]" if ":" in missing[0] else missing[0]
+    which = "address" if len(missing) == 1 else "addresses"
+    return [
+        f"the certificate does not name the appliance's {which} {', '.join(missing)}: browsers opening "
+        f"https://{first}/ will show a warning; open the appliance by a name the certificate holds"
+    ]
+
+
 def covers(names: list[str], hostname: str) -> bool:
     """Whether a certificate's names cover ``hostname`` (a wildcard stands for exactly one label)."""
     wanted_ip = _ip(hostname)
@@ -467,13 +483,104 @@ def _utc(now: datetime | None) -> datetime:
 # Installation
 
 
-def ensure_certificate(layout: Layout, hostname: str, addresses: list[str] | None = None) -> bool:
-    """Make a self-signed certificate unless one is installed; True when one was made."""
-    if layout.tls_cert.exists() and layout.tls_key.exists():
-        return False
-    cert, key = generate_self_signed(hostname, local_addresses() if addresses is None else addresses)
+@dataclass(frozen=True)
+class Ensured:
+    """What :func:`ensure_certificate` did: nothing (false), or made a pair, replacing a broken one."""
+
+    made: bool
+    problem: str = ""  # why the installed pair could not be served ("" when there was none)
+    kept: tuple[Path, ...] = ()  # where the broken files were put aside
+
+    def __bool__(self) -> bool:
+        return self.made
+
+
+def installed_problem(layout: Layout, now: datetime | None = None) -> str | None:
+    """Why nginx cannot serve the installed certificate and key (None when it can, or none is installed).
+
+    Only what makes the pair unusable counts: a file missing or unreadable, a key that does not belong to
+    the certificate, a certificate that expired. A certificate whose names or chain are not ideal is still
+    served (``validate`` warned about it when it was uploaded), and one not valid *yet* is left alone: at
+    boot the clock may be behind until NTP answers.
+    """
+    found = {path: _read_if_any(path) for path in (layout.tls_cert, layout.tls_key)}
+    cert_pem, key_pem = found[layout.tls_cert], found[layout.tls_key]
+    if cert_pem is None and key_pem is None:
+        return None
+    if cert_pem is None:
+        return f"the certificate {layout.tls_cert.name} is missing beside its key"
+    if key_pem is None:
+        return f"the key {layout.tls_key.name} is missing beside the certificate"
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_pem)[0]
+    except (ValueError, IndexError) as e:
+        return f"the certificate {layout.tls_cert.name} cannot be read ({_first_line(e)})"
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        return f"the key {layout.tls_key.name} is protected by a passphrase, which nginx cannot type"
+    except (ValueError, UnsupportedAlgorithm) as e:
+        return f"the key {layout.tls_key.name} cannot be read ({_first_line(e)})"
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    try:
+        matches = key.public_key().public_bytes(der, spki) == leaf.public_key().public_bytes(der, spki)
+    except (ValueError, UnsupportedAlgorithm):
+        matches = False
+    if not matches:
+        return f"the key {layout.tls_key.name} does not belong to the certificate {layout.tls_cert.name}"
+    if _utc(now) > leaf.not_valid_after_utc:
+        return f"the certificate expired on {_when(leaf.not_valid_after_utc)}"
+    return None
+
+
+def _read_if_any(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TlsError(f"cannot read {path}: {e.strerror}") from None
+
+
+def ensure_certificate(
+    layout: Layout, hostname: str, addresses: list[str] | None = None, *, now: datetime | None = None
+) -> Ensured:
+    """Make a self-signed certificate unless a usable one is installed (see :func:`installed_problem`).
+
+    A broken pair is not deleted: each file is renamed ``<name>.broken-<UTC time>`` beside it (its mode
+    kept; a key's never wider than 0600), then the new pair is written.
+    """
+    problem = installed_problem(layout, now)
+    if problem is None and layout.tls_cert.exists():
+        return Ensured(False)
+    kept = _put_aside(layout, now) if problem else ()
+    cert, key = generate_self_signed(hostname, local_addresses() if addresses is None else addresses, now=now)
     write_pair(layout, cert, key)
-    return True
+    if problem:
+        log.warning("the installed certificate was unusable (%s): a self-signed one replaces it", problem)
+    return Ensured(True, problem or "", kept)
+
+
+def _put_aside(layout: Layout, now: datetime | None) -> tuple[Path, ...]:
+    stamp = _utc(now).strftime("%Y%m%dT%H%M%SZ")
+    kept = []
+    for path in (layout.tls_cert, layout.tls_key):
+        if not path.exists():
+            continue
+        target = path.with_name(f"{path.name}.broken-{stamp}")
+        number = 1
+        while target.exists():
+            number += 1
+            target = path.with_name(f"{path.name}.broken-{stamp}-{number}")
+        try:
+            os.rename(path, target)  # a rename keeps the file's mode and owner
+            if path == layout.tls_key:
+                os.chmod(target, stat.S_IMODE(target.stat().st_mode) & 0o600)
+        except OSError as e:
+            raise TlsError(f"cannot put {path} aside as {target.name}: {e.strerror}") from None
+        log.warning("kept the unusable %s as %s", path, target)
+        kept.append(target)
+    return tuple(kept)
 
 
 def write_pair(layout: Layout, cert_pem: bytes, key_pem: bytes) -> tuple[bytes, bytes] | None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from . import host as hostcfg
 from . import pool, tls
@@ -46,6 +47,8 @@ STEPS = (
     ("finish", "Finish"),
 )
 COOKIE = "podium_setup"
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
+FORM = web.RequestKey("form", Form)  # the POSTed form, its CSRF token checked
 SESSION_IDLE_SECONDS = 3600.0
 
 Handler = Callable[[web.Request, "Session"], Awaitable[web.StreamResponse]]
@@ -139,6 +142,11 @@ def _go(step: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"/setup/{step}")
 
 
+def _see_other(step: str) -> web.Response:
+    """A redirection to return (not raise), when a cookie goes with it."""
+    return web.Response(status=303, headers={"Location": f"/setup/{step}"})
+
+
 def step_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A step's handler: setup not complete, a live session, steps in order, CSRF checked on POST."""
 
@@ -160,7 +168,7 @@ def step_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamR
         form = await request.post()
         if not secrets.compare_digest(str(form.get("csrf", "")), session.csrf):
             raise web.HTTPForbidden(text="This form is stale: reload the page and try again.")
-        request["form"] = form
+        request[FORM] = form
         async with wizard.lock:
             if is_complete(wizard.layout):
                 raise web.HTTPSeeOther("/")
@@ -190,7 +198,7 @@ async def enter_code(request: web.Request) -> web.StreamResponse:
         wizard.code.check(client_address(request), str(form.get("code", "")))
     except ApplianceError as e:
         return wizard.render(request, "code", None, status=403, error=e.message)
-    response = _go("admin")
+    response = _see_other("admin")
     wizard.new_session(response, request)
     return response
 
@@ -200,7 +208,7 @@ async def admin(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "admin", session, email=session.values.get("admin_email", ""))
-    form = request["form"]
+    form = request[FORM]
     email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
     try:
         if "@" not in email or " " in email or len(email) > 254:
@@ -220,11 +228,7 @@ async def network(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     current = wizard.network.current()
     if request.method == "GET":
-        if (
-            session.network_token
-            and wizard.network.pending_deadline() is None
-            and "network" not in session.done
-        ):
+        if session.network_token and wizard.network.seconds_left() is None and "network" not in session.done:
             session.network_token = ""
             session.notice = (
                 f"The new network settings were not confirmed within "
@@ -232,7 +236,7 @@ async def network(request: web.Request, session: Session) -> web.StreamResponse:
             )
         notice, session.notice = session.notice, ""
         return wizard.render(request, "network", session, config=current, notice=notice, form={})
-    form = request["form"]
+    form = request[FORM]
     try:
         wanted = DHCP if form.get("mode") == "dhcp" else static_config(
             str(form.get("address", "")), str(form.get("netmask", "")),
@@ -273,7 +277,7 @@ async def confirm_network(request: web.Request) -> web.StreamResponse:
                                    "back. Enter the setup code to continue.")  # fmt: skip
     owner.network_token = ""
     owner.done.add("network")
-    response = _go("hostname")
+    response = _see_other("hostname")
     fresh = wizard.new_session(response, request)  # this address has no cookie yet
     fresh.done, fresh.values = owner.done, owner.values
     return response
@@ -284,7 +288,7 @@ async def hostname(request: web.Request, session: Session) -> web.StreamResponse
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "hostname", session, value=session.values.get("hostname", "podium"))
-    value = str(request["form"].get("hostname", ""))
+    value = str(request[FORM].get("hostname", ""))
     try:
         hostcfg.set_hostname(wizard.layout, wizard.settings, value)
     except ApplianceError as e:
@@ -300,7 +304,7 @@ async def time_step(request: web.Request, session: Session) -> web.StreamRespons
     zones = sorted(zoneinfo.available_timezones())
     if request.method == "GET":
         return wizard.render(request, "time", session, zones=zones, zone="UTC", ntp="pool.ntp.org")
-    form = request["form"]
+    form = request[FORM]
     zone, ntp = str(form.get("zone", "")), str(form.get("ntp", ""))
     warnings: list[str] = []
     try:
@@ -320,23 +324,35 @@ async def time_step(request: web.Request, session: Session) -> web.StreamRespons
 
 
 async def tls_step(request: web.Request, session: Session) -> web.StreamResponse:
-    """A certificate generated for this host name and its addresses, or one uploaded with its key."""
+    """A certificate generated for this host name and its addresses, or one uploaded with its key.
+
+    An uploaded certificate that is installed but not ideal (expiring soon, not naming the appliance's host
+    name or addresses, self-signed) is shown with its warnings before going on: the person decides.
+    """
     wizard: Wizard = request.app["wizard"]
     current = tls.read_info(wizard.layout.tls_cert) if wizard.layout.tls_cert.exists() else None
     if request.method == "GET":
-        return wizard.render(request, "tls", session, info=current)
-    form = request["form"]
+        return wizard.render(request, "tls", session, info=current, installed=False)
+    form = request[FORM]
     name = session.values.get("hostname", "podium")
+    upload = form.get("choice") == "upload"
     try:
-        if form.get("choice") == "upload":
+        if upload:
             cert, key = _upload(form.get("cert")), _upload(form.get("key"))
         else:
             cert, key = tls.generate_self_signed(name, tls.local_addresses())
         info = await asyncio.to_thread(wizard.proxy.install_certificate, cert, key, name)
     except ApplianceError as e:
-        return wizard.render(request, "tls", session, status=400, error=e.message, info=current)
+        return wizard.render(request, "tls", session, status=400, error=e.message, info=current,
+                             installed=False)  # fmt: skip
     session.values["tls"] = info
     session.done.add("tls")
+    if upload:
+        addresses = await asyncio.to_thread(tls.local_addresses)
+        warnings = [*info.warnings, *tls.address_warnings(info.names, addresses)]
+        if warnings:
+            log.info("certificate %s installed with warnings: %s", info.fingerprint, "; ".join(warnings))
+            return wizard.render(request, "tls", session, info=info, installed=True, warnings=warnings)
     raise _go("pool")
 
 
@@ -349,12 +365,13 @@ def _upload(field_value: Any) -> bytes:
 
 
 async def pool_step(request: web.Request, session: Session) -> web.StreamResponse:
-    """The first pool master: its fingerprint shown, confirmed by the person, then a real login."""
+    """The first pool: its master found (the address typed may be a member's), the master's fingerprint
+    shown and confirmed by the person, then a real login pinned to it."""
     wizard: Wizard = request.app["wizard"]
     values = session.values.setdefault("pool", {})
     if request.method == "GET":
         return wizard.render(request, "pool", session, pool=values)
-    form = request["form"]
+    form = request[FORM]
     action = form.get("action")
     if action == "skip":
         session.values["pool"] = {}
@@ -362,20 +379,23 @@ async def pool_step(request: web.Request, session: Session) -> web.StreamRespons
         raise _go("updates")
     values.update(host=str(form.get("host", "")).strip(), username=str(form.get("username", "root")).strip())
     try:
-        if action == "connect" and values.get("fingerprint"):
+        # What was shown belongs to the address it was found from: another address is looked up again.
+        if action == "connect" and values.get("fingerprint") and values.get("probed") == values["host"]:
             if not form.get("confirm"):
                 raise ApplianceError("Tick the box once you have compared the fingerprint with the host's.")
-            checked = await pool.check(
-                values["host"], values["username"], str(form.get("password", "")), values["fingerprint"]
-            )
-            values.update(
-                password=str(form.get("password", "")), master=checked.master, name=checked.pool_name
-            )
+            password = str(form.get("password", ""))
+            checked = await pool.check(values["master"], values["username"], password, values["fingerprint"])
+            values.update(password=password, master=checked.master, name=checked.pool_name)
             session.done.add("pool")
             raise _go("updates")
-        values["fingerprint"] = await pool.fingerprint(values["host"])
+        session.done.discard("pool")  # until this master is confirmed and logged in to
+        for stale in ("fingerprint", "master", "member", "probed", "name", "password"):
+            values.pop(stale, None)
+        found = await pool.find_master(values["host"])
+        values.update(fingerprint=found.fingerprint, master=found.address, member=found.member,
+                      probed=values["host"])  # fmt: skip
     except ApplianceError as e:
-        if "changed" in e.message:
+        if isinstance(e, pool.StaleFingerprint):
             values.pop("fingerprint", None)
         return wizard.render(request, "pool", session, status=400, error=e.message, pool=values)
     return wizard.render(request, "pool", session, pool=values)
@@ -386,7 +406,7 @@ async def updates(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "updates", session, channels=CHANNELS, channel="stable", proxy="")
-    form = request["form"]
+    form = request[FORM]
     channel, proxy = str(form.get("channel", "")), str(form.get("proxy", "")).strip()
     try:
         if channel not in CHANNELS:
@@ -407,15 +427,12 @@ async def finish(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "finish", session, values=session.values)
-    if wizard.network.pending_deadline() is not None:
+    if wizard.network.seconds_left() is not None:
         return wizard.render(request, "finish", session, status=409, values=session.values,
                              error="A network change is waiting for confirmation: confirm it, or let it "
                                    "revert, before finishing.")  # fmt: skip
-    v, p = session.values, session.values.get("pool", {})
-    answers = Answers(
-        v["admin_email"], v["admin_password"], v.get("channel", "stable"), v.get("update_proxy", ""),
-        p.get("host", ""), p.get("username", ""), p.get("password", ""), p.get("fingerprint", ""),
-    )  # fmt: skip
+    v = session.values
+    answers = answers_of(v)
     try:
         await complete(wizard.layout, wizard.settings, answers)
     except ApplianceError as e:
@@ -425,6 +442,17 @@ async def finish(request: web.Request, session: Session) -> web.StreamResponse:
     response = wizard.render(request, "done", None, email=answers.admin_email)
     response.del_cookie(COOKIE, path="/setup")
     return response
+
+
+def answers_of(values: dict[str, Any]) -> Answers:
+    """What the wizard's steps decided. The pool is added at its master's address, the one whose
+    certificate was confirmed and pinned (a member's would present another certificate)."""
+    p = values.get("pool", {})
+    return Answers(
+        values["admin_email"], values["admin_password"], values.get("channel", "stable"),
+        values.get("update_proxy", ""), p.get("master", ""), p.get("username", ""), p.get("password", ""),
+        p.get("fingerprint", ""),
+    )  # fmt: skip
 
 
 async def _revert_loop(wizard: Wizard) -> None:
@@ -450,8 +478,8 @@ def make_app(layout: Layout, settings: Settings) -> web.Application:
     app = web.Application(client_max_size=4 << 20)
     app["wizard"] = Wizard(layout, settings)
     app.cleanup_ctx.append(_background)
-    app.router.add_get("/", lambda r: _redirect_setup())
-    app.router.add_get("/setup", lambda r: _redirect_setup())
+    app.router.add_get("/", _redirect_setup)
+    app.router.add_get("/setup", _redirect_setup)
     app.router.add_get("/setup/", index)
     app.router.add_post("/setup/code", enter_code)
     app.router.add_get("/setup/network/confirm", confirm_network)
@@ -468,5 +496,5 @@ def make_app(layout: Layout, settings: Settings) -> web.Application:
     return app
 
 
-async def _redirect_setup() -> web.StreamResponse:
+async def _redirect_setup(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/setup/")

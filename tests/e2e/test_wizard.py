@@ -1,7 +1,8 @@
 """The first-boot wizard walked through in real Chromium, behind real nginx, in front of the real server.
 
 One person's way, with every mistake the issue names on the way: a wrong setup code, a weak password, an
-unconfirmed network change (which reverts), a mismatched certificate and key, an unreachable pool master,
+unconfirmed network change (which reverts), a mismatched certificate and key, a certificate for another
+name (installed, its warnings shown), an unreachable pool master, a pool member's address (the master named),
 then the right answers; the server starts with that admin, the wizard locks for good.
 """
 
@@ -123,7 +124,19 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     _submit(page)
     assert "does not belong to the certificate" in _error(page)
     assert stack.layout.tls_cert.read_bytes() == before
-    page.check("input[name=choice][value=generate]")
+    # A usable certificate for another name: installed, and its warnings shown before going on.
+    other_cert, other_key = tls.generate_self_signed("elsewhere.example.com", ["192.0.2.99"])
+    page.check("input[name=choice][value=upload]")
+    page.set_input_files("#cert", files=[{"name": "c.pem", "mimeType": "text/plain", "buffer": other_cert}])
+    page.set_input_files("#key", files=[{"name": "k.pem", "mimeType": "text/plain", "buffer": other_key}])
+    _submit(page)
+    assert page.url.endswith("/setup/tls") and stack.layout.tls_cert.read_bytes() == other_cert
+    warnings = page.locator(".warning").all_inner_texts()
+    assert any("does not name podium-test (it names elsewhere.example.com" in w for w in warnings), warnings
+    assert any("self-signed" in w for w in warnings)
+    expect(page.locator("#continue")).to_be_visible()
+    screenshot(page, "wizard-5-certificate-warnings")
+    page.check("input[name=choice][value=generate]")  # on second thoughts, a certificate for this name
     _submit(page)
     assert page.url.endswith("/setup/pool")
     info = tls.read_info(stack.layout.tls_cert)
@@ -138,9 +151,13 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     page.fill("#host", "127.0.0.1:1")
     _submit(page)
     assert "cannot reach 127.0.0.1 on port 1" in _error(page)
-    master = tls_sim.master().url
-    page.fill("#host", master)
+    # A member's address: the page names the master, and the fingerprint to compare is the master's.
+    page.fill("#host", tls_sim.member().url)
     _submit(page)
+    master = tls_sim.master().url.removeprefix("https://")
+    expect(page.locator("#member")).to_contain_text(
+        f"is a member of a pool, not its master: its master is {master}"
+    )
     shown = page.locator("#fingerprint").inner_text().replace(":", "")
     assert shown == tls_sim.fingerprint.replace(":", "").upper()
     screenshot(page, "wizard-6-pool-fingerprint")
@@ -155,6 +172,7 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
 
     page.check("input[name=channel][value=stable]")
     _submit(page)
+    expect(page.locator("dl")).to_contain_text(f"{master} (")  # the pool is added at its master's address
     screenshot(page, "wizard-8-finish")
     _submit(page, "#finish")
     expect(page.locator("[role=status]")).to_contain_text("Setup is complete")

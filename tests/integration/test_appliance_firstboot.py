@@ -1,4 +1,5 @@
-"""Unattended first boot from Xen Orchestra's deploy keys, and ``podium-appliance`` at the console.
+"""Unattended first boot from Xen Orchestra's deploy keys, ``podium-appliance`` at the console, a broken
+certificate repaired at boot, and the wizard's pool step against the simulator.
 
 Real nginx, the real server started by first boot, the XenStore keys from the file stand-in.
 """
@@ -10,13 +11,23 @@ import json
 import re
 import ssl
 import stat
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from ..applianceproc import Stack, first_boot
+from podium_appliance import pool, tls
+from podium_appliance.layout import Layout
+from podium_appliance.network import Network, static_config
+from podium_appliance.wizard import answers_of
+
+from ..applianceproc import Stack, first_boot, tls_forwarder, wizard_client
+from ..simproc import start_sim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -167,3 +178,164 @@ async def test_appliance_a_new_setup_code_ends_the_sessions_of_the_old_one(tmp_p
                 )  # the old code's session is over
     finally:
         stack.stop()
+
+
+# A broken certificate at boot
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _aside(stack: Stack) -> list[str]:
+    return sorted(p.name for p in stack.layout.tls_dir.iterdir() if ".broken-" in p.name)
+
+
+def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_good_one(tmp_path):
+    stack = first_boot(tmp_path)
+    try:
+        layout = stack.layout
+        # A key that is not the certificate's (a half-done manual replacement): nginx would not start.
+        cert = layout.tls_cert.read_bytes()
+        _, other_key = tls.generate_self_signed("other", [])
+        layout.tls_key.write_bytes(other_key)
+        boot = stack.appliance("firstboot")
+        assert boot.returncode == 0, boot.stderr
+        out = boot.stdout
+        assert (
+            "Podium: the HTTPS certificate could not be used: the key podium.key does not belong to the "
+            "certificate podium.crt." in out
+        )
+        kept = _aside(stack)
+        assert len(kept) == 2 and f"as {kept[0]} and {kept[1]}." in out
+        new = tls.read_info(layout.tls_cert)
+        assert f"a self-signed certificate was made, fingerprint {new.fingerprint}" in out
+        assert re.search(r"Podium setup code: \S+", out)  # the rest of the boot went on
+        assert (layout.tls_dir / kept[0]).read_bytes() == cert
+        assert (layout.tls_dir / kept[1]).read_bytes() == other_key
+        assert _mode(layout.tls_dir / kept[1]) == 0o600 and _mode(layout.tls_key) == 0o600
+        tls.validate(layout.tls_cert.read_bytes(), layout.tls_key.read_bytes())  # a usable pair again
+        stack.nginx.reload()  # and nginx serves it (a reload takes effect shortly after it returns)
+        deadline = time.monotonic() + 30
+        while stack.nginx.served_fingerprint() != new.fingerprint and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stack.nginx.served_fingerprint() == new.fingerprint, stack.nginx.error_log()
+
+        # An uploaded pair, usable though not ideal (another name, self-signed): never replaced.
+        upload_dir = tmp_path / "upload"
+        upload_dir.mkdir()
+        good_cert, good_key = tls.generate_self_signed("podium.example.com", ["192.0.2.10"])
+        (upload_dir / "c.pem").write_bytes(good_cert)
+        (upload_dir / "k.pem").write_bytes(good_key)
+        installed = stack.appliance("tls", "install", str(upload_dir / "c.pem"), str(upload_dir / "k.pem"))
+        assert installed.returncode == 0, installed.stderr
+        again = stack.appliance("firstboot")
+        assert again.returncode == 0 and "could not be used" not in again.stdout
+        assert "certificate was made" not in again.stdout
+        assert (layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()) == (good_cert, good_key)
+        assert _aside(stack) == kept
+
+        # An expired one is replaced; so is a certificate file that is not one.
+        expired = tls.generate_self_signed("podium", [], days=1, now=datetime(2020, 1, 1, tzinfo=UTC))
+        tls.write_pair(layout, *expired)
+        out = stack.appliance("firstboot").stdout
+        assert "could not be used: the certificate expired on 2020-01-02 00:00 UTC." in out
+        assert len(_aside(stack)) == 4
+        layout.tls_cert.write_text("not a certificate\n")
+        out = stack.appliance("firstboot").stdout
+        assert "could not be used: the certificate podium.crt cannot be read" in out
+        assert len(_aside(stack)) == 6
+        assert tls.installed_problem(layout) is None
+    finally:
+        stack.stop()
+
+
+# A network change left unconfirmed across a reboot
+
+
+def test_appliance_firstboot_reverts_a_change_made_before_the_reboot_at_once(tmp_path):
+    stack = first_boot(tmp_path, confirm_seconds=3600)
+    try:
+        net = Network(stack.layout, stack.layout.settings())
+        net.apply(static_config("192.0.2.10", "24", "192.0.2.1", ""))
+        before = stack.layout.network_file.read_text()
+        net.apply_pending(static_config("198.51.100.7", "24", "", ""), 3600)
+        same_boot = stack.appliance("firstboot")  # the deadline is an hour away, in this boot
+        assert "network change was undone" not in same_boot.stdout and stack.layout.network_pending.exists()
+        pending = json.loads(stack.layout.network_pending.read_text())
+        assert pending["boot_id"] == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pending["boot_id"] = "00000000-0000-4000-8000-000000000000"  # written by the previous boot
+        stack.layout.network_pending.write_text(json.dumps(pending))
+        rebooted = stack.appliance("firstboot")
+        assert "Podium: an unconfirmed network change was undone" in rebooted.stdout
+        assert stack.layout.network_file.read_text() == before and not stack.layout.network_pending.exists()
+    finally:
+        stack.stop()
+
+
+# The first pool, typed as a member's address
+
+
+@pytest.fixture
+def tls_sim():
+    sim = start_sim("--tls")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def member(tls_sim, tmp_path):
+    """The simulator's pool member behind a certificate of its own (as in a real pool), on 127.43.0.2."""
+    url = urllib.parse.urlsplit(tls_sim.member().url)
+    with tls_forwarder(("127.43.0.2", url.port), (url.hostname, url.port), tmp_path / "member") as fwd:
+        yield fwd
+
+
+def _address(url: str) -> str:
+    return url.removeprefix("https://")
+
+
+async def test_pool_a_members_address_leads_to_the_masters_fingerprint_and_login(tls_sim, member):
+    port = member.listen[1]
+    master = _address(tls_sim.master().url)
+    assert member.fingerprint != tls_sim.fingerprint  # the member has a certificate of its own
+    found = await pool.find_master(f"127.43.0.2:{port}")
+    assert found == pool.Master(master, tls_sim.fingerprint, member=f"127.43.0.2:{port}")
+    checked = await pool.check(found.address, tls_sim.user, tls_sim.password, found.fingerprint)
+    assert checked.master == master and checked.fingerprint == tls_sim.fingerprint and checked.pool_name
+    # What the wizard did before: the member's fingerprint pinned, the login sent on to the master.
+    with pytest.raises(
+        pool.StaleFingerprint, match=rf"is not the pool's master \(any more\): its master is {master}"
+    ):
+        await pool.check(f"127.43.0.2:{port}", tls_sim.user, tls_sim.password, member.fingerprint)
+    # The master's own address: no detour, nothing said about members.
+    assert await pool.find_master(tls_sim.master().url) == pool.Master(master, tls_sim.fingerprint)
+
+
+async def test_wizard_pool_step_names_the_master_and_pins_its_certificate(tmp_path, tls_sim, member):
+    port = member.listen[1]
+    master = _address(tls_sim.master().url)
+    layout = Layout(tmp_path / "root")
+    done = ("admin", "network", "hostname", "time", "tls")
+    async with wizard_client(layout, done) as (client, session):
+        form = {"csrf": session.csrf, "host": f"127.43.0.2:{port}", "username": "root", "action": "probe"}
+        async with client.post("/setup/pool", data=form) as resp:
+            page = await resp.text()
+        assert resp.status == 200, page
+        assert f"127.43.0.2:{port} is a member of a pool, not its master" in page
+        assert f'<strong id="master">{master}</strong>' in page
+        assert tls_sim.fingerprint in page and member.fingerprint not in page
+        connect = {**form, "action": "connect", "confirm": "1", "password": tls_sim.password}
+        async with client.post("/setup/pool", data=connect, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/setup/updates", await resp.text()
+        values = session.values["pool"]
+        assert values["master"] == master and values["fingerprint"] == tls_sim.fingerprint
+        session.values.update(admin_email="ops@example.com", admin_password="x")
+        answers = answers_of(session.values)  # what finishing gives the server: the master, pinned
+        assert (answers.pool_host, answers.pool_fingerprint) == (master, tls_sim.fingerprint)
+        # Another address typed after the fingerprint was shown: that address is looked up, not trusted.
+        moved = {**connect, "host": tls_sim.master().url}
+        async with client.post("/setup/pool", data=moved) as resp:
+            page = await resp.text()
+        assert resp.status == 200 and "is a member" not in page and tls_sim.fingerprint in page
+        assert "pool" not in session.done and "password" not in session.values["pool"]

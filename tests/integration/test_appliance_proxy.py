@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
 import shutil
@@ -16,29 +15,24 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from podium import xva as xva_lib
 from podium_appliance import tls
 from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout
 from podium_appliance.proxy import Proxy
 
-from ..nginxproc import NGINX, Nginx, closed, start_nginx
-from ..procstat import status_kb
-from ..serverproc import ADMIN_EMAIL, Api, Server, connected, free_port, start_server
+from ..nginxproc import MB, NGINX, GiB, Nginx, ProxiedApi, start_nginx, trusting, vm_round_trip
+from ..serverproc import ADMIN_EMAIL, Server, connected, free_port, start_server
 from ..simproc import Sim
-from .test_api_transfer import disk_sr, pool_ids, wait_object
+from .test_api_transfer import disk_sr, pool_ids
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is not installed"),
 ]
 
-GiB = 1 << 30
-MB = 1 << 20
 SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy",
                     "Permissions-Policy")  # fmt: skip
 
@@ -51,11 +45,6 @@ def unverified() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
-
-
-def trusting(layout: Layout) -> ssl.SSLContext:
-    """A client context that trusts the installed (self-signed) certificate and nothing else."""
-    return ssl.create_default_context(cadata=layout.tls_cert.read_text())
 
 
 def fetch(
@@ -81,25 +70,6 @@ def fetch(
         return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
-
-
-class ProxiedApi(Api):
-    """The API's WebSocket through nginx (wss), with the given TLS context."""
-
-    def __init__(self, nginx: Nginx, ctx: ssl.SSLContext) -> None:
-        super().__init__(nginx.url)
-        self.ctx = ctx
-
-    async def __aenter__(self) -> ProxiedApi:
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ctx))
-        self.ws = await self.http.ws_connect(self.url.replace("https", "wss", 1) + "/api/")
-        self.reader = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        sock = self.ws.get_extra_info("socket")
-        await super().__aexit__(*exc)
-        await closed(sock)
 
 
 # Fixtures
@@ -353,100 +323,23 @@ async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied
 # A VM import of 2 GiB
 
 
-class FilledDisk:
-    """A disk whose every MiB holds data (one byte set, the rest zeros): every chunk is in the XVA."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._chunk = b"\x5a" + bytes(xva_lib.CHUNK_SIZE - 1)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self._chunk[:length]
-
-
-def written_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
-
-
-class Watch:
-    """What nginx's workers do over a transfer: their peak RSS growth (MB), the bytes they write to disk."""
-
-    def __init__(self, nginx: Nginx) -> None:
-        self.nginx = nginx
-        self.workers = nginx.worker_pids()
-        self.rss0 = {pid: status_kb(pid, "VmRSS") for pid in self.workers}
-        for pid in self.workers:
-            with contextlib.suppress(OSError):  # root only: otherwise the peak so far stays
-                Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM starts afresh
-        self.wrote0 = {pid: written_bytes(pid) for pid in self.workers}
-        self.began = time.perf_counter()
-
-    def done(self, what: str, length: int) -> tuple[float, int]:
-        """Peak RSS growth of the busiest worker (MB) and bytes written by all; prints the figures."""
-        took = time.perf_counter() - self.began
-        grown = max(status_kb(pid, "VmHWM") - self.rss0[pid] for pid in self.workers) / 1024
-        wrote = sum(written_bytes(pid) - self.wrote0[pid] for pid in self.workers)
-        print(f"\n{what} of {length / GiB:.2f} GiB through nginx: {length / took / 1e6:,.0f} MB/s ({took:.1f} s), "
-              f"nginx worker peak RSS growth {grown:.1f} MB, {wrote:,} bytes written to disk")  # fmt: skip
-        return grown, wrote
-
-
-async def transfer(nginx: Nginx, method: str, path: str, **kwargs: Any) -> tuple[int, bytes, int]:
-    """An upload (``data``, ``headers``) or a download through nginx: status, body (uploads), bytes read."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=120)
-    count = 0
-    body = b""
-    async with (
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting(nginx.layout))) as http,
-        http.request(method, nginx.url + path, timeout=timeout, **kwargs) as resp,
-    ):
-        sock = resp.connection.transport.get_extra_info("socket") if resp.connection else None
-        if method == "GET":
-            async for data in resp.content.iter_chunked(1 << 20):
-                count += len(data)
-        else:
-            body = await resp.read()
-    await closed(sock)
-    return resp.status, body, count
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_a_2_gib_vm_import_and_export_stream_through_nginx_in_flat_memory(proxied, sim: Sim, capsys):
     size = 2 * GiB
-    ova = xva_lib.vm_ova("through nginx", size=size)
-    vdi = next(o["id"] for o in ova["objects"] if o["class"] == "VDI")
-    writer = xva_lib.XvaWriter(ova, {vdi: FilledDisk(size)})
-    length = sum(len(block) for block in writer)  # the stream is made twice: once to know its length
-    assert length > size
     async with ProxiedApi(proxied, trusting(proxied.layout)) as api:
         await api.sign_in()
         await connected(api, sim)
         sr = await disk_sr(api, (await pool_ids(api))[0])
-        sent = await api.call("vm.import", {"sr": sr["id"]})
-        watch = Watch(proxied)
-        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
-        status, body, _ = await transfer(
-            proxied, "PUT", sent["$sendTo"], data=writer.aiter(), headers=headers
-        )
-        with capsys.disabled():
-            up_grown, up_wrote = watch.done("VM import", length)
-        assert status == 200, body
-        vm = await wait_object(api, json.loads(body)["result"])
-        assert vm["type"] == "VM" and vm["name_label"] == "through nginx"
-        vbds = [await wait_object(api, d) for d in vm["$VBDs"]]
-        assert [(await wait_object(api, d["VDI"]))["size"] for d in vbds if d.get("VDI")] == [size]
-
-        got = await api.call("vm.export", {"vm": vm["id"]})
-        watch = Watch(proxied)
-        status, _, count = await transfer(proxied, "GET", got["$getFrom"])
-        with capsys.disabled():
-            down_grown, down_wrote = watch.done("VM export", count)
-        assert status == 200 and count > size
-    assert up_grown < 32 and down_grown < 32
-    assert up_wrote < MB and down_wrote < MB  # the access log's lines at most, nothing of the streams
+        done = await vm_round_trip(api, proxied, sr["id"], size, "through nginx")
+    with capsys.disabled():
+        print(f"\n{done.up.line()}\n{done.down.line()}")
+    assert done.up.length > size and done.down.length > size
+    assert done.vm["type"] == "VM" and done.vm["name_label"] == "through nginx"
+    assert done.disk_sizes == [size]
+    assert done.up.rss_growth_mb < 32 and done.down.rss_growth_mb < 32
+    assert (
+        done.up.written < MB and done.down.written < MB
+    )  # the access log's lines at most, nothing of the streams
     assert not list(proxied.body_temp.iterdir()) and not list((proxied.prefix / "proxy_temp").iterdir())
     assert "temporary file" not in proxied.error_log()

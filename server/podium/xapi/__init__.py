@@ -1,10 +1,10 @@
 """Podium's XAPI client: transports, sessions on pool masters, and the per-pool event loop.
 
 Public names: :class:`XapiClient`, :class:`PoolWatcher` (with its :class:`Sink` and :class:`Status`),
-:class:`Endpoint`, :func:`peer_fingerprint`, and the errors of :mod:`.errors`.
+:class:`Endpoint`, :func:`peer_fingerprint`, :func:`ask_master`, and the errors of :mod:`.errors`.
 """
 
-from .client import XapiClient
+from .client import XapiClient, ask_master
 from .errors import (
     AuthenticationFailed,
     CallTimeout,
@@ -32,5 +32,6 @@ __all__ = [
     "XapiClient",
     "XapiError",
     "XapiFailure",
+    "ask_master",
     "peer_fingerprint",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import ProtocolError, ReadOnly, Unreachable, XapiError, XapiFailure
+from .errors import CallTimeout, ProtocolError, ReadOnly, Unreachable, XapiError, XapiFailure
 from .transport import Endpoint, Transport, ssl_option
 
 log = logging.getLogger(__name__)
@@ -227,3 +227,33 @@ class XapiClient:
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None
+
+
+async def ask_master(endpoint: Endpoint, timeout: float = 10.0) -> Endpoint | None:
+    """Ask a host whether it is a pool member, without credentials and without checking its certificate.
+
+    xapi answers a login on a member with HOST_IS_SLAVE and the master's address before it looks at the
+    user name and password, so the login sent here carries none: nothing secret goes to a host whose
+    certificate nobody has confirmed yet. Returns the master's endpoint (the same scheme and port), or None
+    when the host did not say it is a member: a master refuses the empty credentials (after xapi's delay
+    for a failed login, which is not waited for beyond ``timeout``). What the host names is only an
+    address: whoever connects there still checks that host's own certificate.
+    """
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        transport = Transport(http, endpoint, False, asyncio.Semaphore(1), timeout)
+        try:
+            session = await transport.call(
+                "session.login_with_password", ["", "", API_VERSION, ORIGINATOR], timeout=timeout
+            )
+        except XapiFailure as e:
+            if e.xapi_code == "HOST_IS_SLAVE" and e.params:
+                log.info("%s is a pool member; its master is %s", endpoint, e.params[0])
+                return endpoint.with_host(e.params[0])
+            return None
+        except CallTimeout:
+            return None
+        try:  # a host that lets anyone in: a master all the same
+            await transport.call("session.logout", [session], timeout=5)
+        except XapiError:
+            pass
+        return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
+from podium_appliance import network
 from podium_appliance.errors import ApplianceError
 from podium_appliance.network import DHCP, Network, parse_networkd, render_networkd, static_config
 
@@ -68,14 +71,86 @@ def test_network_pending_change_kept_when_confirmed_with_its_token(appliance):
     assert net.current().address is not None and str(net.current().address.ip) == "198.51.100.7"
 
 
-def test_network_revert_survives_a_restart_and_restores_dhcp(appliance):
+class Clocks:
+    """The wall clock, CLOCK_BOOTTIME and the boot id as network.py reads them, set by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        self.wall, self.boot = 1_800_000_000.0, 40.0
+        self.boot_id_file = tmp_path / "boot_id"
+        self.boot_id_file.write_text("8c1f5d1e-0000-4000-8000-000000000001\n")
+        monkeypatch.setattr(network.time, "time", lambda: self.wall)
+        monkeypatch.setattr(network, "boottime", lambda: self.boot)
+        monkeypatch.setattr(network, "BOOT_ID", self.boot_id_file)
+
+    def reboot(self) -> None:
+        self.boot = 12.0
+        self.boot_id_file.write_text("8c1f5d1e-0000-4000-8000-000000000002\n")
+
+
+def test_network_the_deadline_ignores_the_wall_clock_stepping(appliance, monkeypatch, tmp_path):
+    clocks = Clocks(monkeypatch, tmp_path)
+    net = Network(appliance, appliance.settings())
+    token = net.apply_pending(static_config("198.51.100.7", "24", "", ""), 120)
+    clocks.wall += 86400  # NTP steps a clock that was a day behind: no revert
+    assert not net.revert_if_due() and net.seconds_left() == 120
+    clocks.wall -= 2 * 86400  # or a day ahead: the change does not wait a day longer either
+    clocks.boot += 119
+    assert not net.revert_if_due() and net.seconds_left() == 1
+    clocks.boot += 1
+    assert not net.confirm(token) and net.seconds_left() == 0
+    assert Network(appliance, appliance.settings()).revert_if_due()  # a restarted wizard: the same
+    assert not appliance.network_file.exists() and net.current() == DHCP
+
+
+def test_network_a_reboot_before_confirming_reverts_at_once(appliance, monkeypatch, tmp_path):
+    clocks = Clocks(monkeypatch, tmp_path)
+    net = Network(appliance, appliance.settings())
+    net.apply(static_config("192.0.2.10", "24", "192.0.2.1", ""))
+    before = appliance.network_file.read_text()
+    token = net.apply_pending(static_config("198.51.100.7", "24", "", ""), 120)
+    pending = json.loads(appliance.network_pending.read_text())
+    assert pending["boot_id"] == "8c1f5d1e-0000-4000-8000-000000000001"
+    assert pending["deadline_boottime"] == 160.0 and "deadline" not in pending
+    clocks.reboot()  # 12 s into the next boot: CLOCK_BOOTTIME alone would wait 148 s more
+    assert net.seconds_left() == 0 and not net.confirm(token)
+    assert Network(appliance, appliance.settings()).revert_if_due()
+    assert appliance.network_file.read_text() == before and not appliance.network_pending.exists()
+
+
+def test_network_a_pending_file_of_the_first_format_is_still_honoured(appliance, monkeypatch, tmp_path):
+    clocks = Clocks(monkeypatch, tmp_path)
+    net = Network(appliance, appliance.settings())
+    token = "t0ken"
+    appliance.state.mkdir(parents=True)
+    first = {
+        "previous": None,
+        "deadline": clocks.wall + 30,
+        "token_sha256": hashlib.sha256(b"t0ken").hexdigest(),
+    }
+    appliance.network_pending.write_text(json.dumps(first))
+    assert not net.revert_if_due() and net.seconds_left() == 30
+    assert net.confirm(token) and not appliance.network_pending.exists()
+    appliance.network_pending.write_text(json.dumps(first))
+    clocks.wall += 31
+    assert net.revert_if_due() and not appliance.network_pending.exists()
+
+
+def test_network_revert_survives_a_restart_and_restores_dhcp(appliance, monkeypatch, tmp_path):
+    clocks = Clocks(monkeypatch, tmp_path)
     net = Network(appliance, appliance.settings())
     net.apply_pending(static_config("198.51.100.7", "24", "", ""), 30)
-    data = json.loads(appliance.network_pending.read_text())
-    data["deadline"] = time.time() - 1  # the wizard was down while the deadline passed
-    appliance.network_pending.write_text(json.dumps(data))
+    clocks.boot += 31  # the wizard was down while the deadline passed
     assert Network(appliance, appliance.settings()).revert_if_due()
     assert not appliance.network_file.exists() and net.current() == DHCP
+
+
+def test_network_an_unreadable_pending_file_reverts_to_dhcp(appliance):
+    net = Network(appliance, appliance.settings())
+    net.apply(static_config("192.0.2.10", "24", "", ""))
+    appliance.state.mkdir(parents=True)
+    appliance.network_pending.write_text("{not json")
+    assert net.seconds_left() == 0 and net.revert_if_due()
+    assert not appliance.network_file.exists() and not appliance.network_pending.exists()
 
 
 def test_network_a_change_that_cannot_be_applied_is_reverted_at_once(appliance):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import ipaddress
 import json
+import re
 import shutil
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,6 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from podium_appliance import tls
 from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout, write_atomic
+
+from ...applianceproc import wizard_client
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -345,6 +350,13 @@ def test_validate_wildcard_covers_one_label() -> None:
     assert tls.validate(chain, key, now=NOW, hostname="example.com").warnings
 
 
+def test_address_warnings_name_the_addresses_not_covered() -> None:
+    (only,) = tls.address_warnings(["podium.example.com", "192.0.2.2"], ["192.0.2.2", "2001:db8::2"])
+    assert "the appliance's address 2001:db8::2: browsers opening https://[2001:db8::2]/" in only
+    assert tls.address_warnings(["podium", "192.0.2.2"], ["192.0.2.2"]) == []
+    assert tls.address_warnings([], ["192.0.2.2"]) == []  # no names at all: a warning of its own
+
+
 @pytest.mark.parametrize(
     ("names", "hostname", "covered"),
     [
@@ -410,29 +422,90 @@ def mode(path: Path) -> int:
 
 def test_ensure_certificate_writes_once(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
-    assert tls.ensure_certificate(layout, "podium", ["192.0.2.2"]) is True
+    made = tls.ensure_certificate(layout, "podium", ["192.0.2.2"])
+    assert made and made.problem == "" and made.kept == ()
     assert mode(layout.tls_key) == 0o600 and mode(layout.tls_cert) == 0o644
     cert, key = layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()
     assert tls.validate(cert, key).names == ["podium", "192.0.2.2"]
-    assert tls.ensure_certificate(layout, "other", []) is False
+    assert not tls.ensure_certificate(layout, "other", [])
     assert (layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()) == (cert, key)
+    assert sorted(p.name for p in layout.tls_dir.iterdir()) == ["podium.crt", "podium.key"]
 
 
-def test_ensure_certificate_leaves_existing_files(tmp_path: Path) -> None:
+def test_ensure_certificate_never_replaces_a_usable_uploaded_pair(tmp_path: Path) -> None:
+    layout = Layout(tmp_path)
+    pki = Pki(names=["elsewhere.example.com"])  # names another host, expires in 300 days: still served
+    cert, key = pem(pki.leaf) + pem(pki.inter), pki.key()
+    tls.write_pair(layout, cert, key)
+    for moment in (NOW, NOW + timedelta(days=299), NOW - timedelta(days=3650)):  # a clock far behind too
+        assert tls.installed_problem(layout, moment) is None
+        assert not tls.ensure_certificate(layout, "podium", [], now=moment)
+    assert (layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()) == (cert, key)
+    assert sorted(p.name for p in layout.tls_dir.iterdir()) == ["podium.crt", "podium.key"]
+
+
+def _broken_cases() -> dict[str, tuple[bytes, bytes, str]]:
+    pki, other = Pki(), p256()
+    cert = pem(pki.leaf) + pem(pki.inter)
+    return {
+        "mismatch": (cert, key_pem(other), "does not belong to the certificate podium.crt"),
+        "garbage certificate": (b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+                                pki.key(), "the certificate podium.crt cannot be read"),
+        "no certificate": (b"hello", pki.key(), "the certificate podium.crt cannot be read"),
+        "garbage key": (cert, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                        "the key podium.key cannot be read"),
+        "encrypted key": (cert, key_pem(pki.leaf_key, b"secret"), "protected by a passphrase"),
+        "expired": (cert, pki.key(), "the certificate expired on 2026-12-26 12:00 UTC"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(_broken_cases()))
+def test_ensure_certificate_repairs_a_broken_pair_and_keeps_it_aside(tmp_path: Path, case: str) -> None:
+    layout = Layout(tmp_path)
+    cert, key, problem = _broken_cases()[case]
+    layout.tls_dir.mkdir(parents=True)
+    layout.tls_cert.write_bytes(cert)
+    layout.tls_key.write_bytes(key)
+    layout.tls_cert.chmod(0o640)
+    layout.tls_key.chmod(0o600)
+    moment = NOW + timedelta(days=400) if case == "expired" else NOW
+    assert problem in (tls.installed_problem(layout, moment) or "")
+    done = tls.ensure_certificate(layout, "podium", ["192.0.2.2"], now=moment)
+    assert done and problem in done.problem
+    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+    assert [p.name for p in done.kept] == [f"podium.crt.broken-{stamp}", f"podium.key.broken-{stamp}"]
+    old_cert, old_key = done.kept
+    assert (old_cert.read_bytes(), old_key.read_bytes()) == (cert, key)
+    assert mode(old_cert) == 0o640 and mode(old_key) == 0o600  # modes kept
+    assert mode(layout.tls_key) == 0o600 and mode(layout.tls_cert) == 0o644
+    info = tls.validate(layout.tls_cert.read_bytes(), layout.tls_key.read_bytes(), now=moment)
+    assert info.self_signed and info.names == ["podium", "192.0.2.2"]
+    assert tls.installed_problem(layout, moment) is None
+    assert not tls.ensure_certificate(layout, "podium", [], now=moment)  # the next boot leaves it
+
+
+def test_ensure_certificate_a_key_put_aside_is_never_wider_than_0600(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     layout.tls_dir.mkdir(parents=True)
-    layout.tls_cert.write_bytes(b"uploaded certificate")
-    layout.tls_key.write_bytes(b"uploaded key")
-    assert tls.ensure_certificate(layout, "podium", []) is False
-    assert layout.tls_cert.read_bytes() == b"uploaded certificate"
-    assert layout.tls_key.read_bytes() == b"uploaded key"
+    layout.tls_cert.write_bytes(b"junk")
+    layout.tls_key.write_bytes(key_pem(p256()))
+    layout.tls_key.chmod(0o644)
+    done = tls.ensure_certificate(layout, "podium", [], now=NOW)
+    assert mode(done.kept[1]) == 0o600 and mode(done.kept[0]) == 0o644
+    # A second repair within the same second does not overwrite the first one's files.
+    layout.tls_key.write_bytes(key_pem(p256()))
+    again = tls.ensure_certificate(layout, "podium", [], now=NOW)
+    assert [p.name for p in again.kept] == [f"{p.name}-2" for p in done.kept]
+    assert all(p.exists() for p in done.kept)
 
 
 def test_ensure_certificate_replaces_a_lone_certificate(tmp_path: Path) -> None:
     layout = Layout(tmp_path)
     layout.tls_dir.mkdir(parents=True)
     layout.tls_cert.write_bytes(b"a certificate whose key was lost")
-    assert tls.ensure_certificate(layout, "podium", []) is True
+    done = tls.ensure_certificate(layout, "podium", [], now=NOW)
+    assert done and "the key podium.key is missing" in done.problem
+    assert [p.read_bytes() for p in done.kept] == [b"a certificate whose key was lost"]
     tls.validate(layout.tls_cert.read_bytes(), layout.tls_key.read_bytes())
 
 
@@ -509,3 +582,64 @@ def test_local_addresses_of_this_machine() -> None:
     for address in tls.local_addresses():
         parsed = ipaddress.ip_address(address)
         assert not parsed.is_loopback and not parsed.is_link_local
+
+
+# The wizard's certificate step
+
+
+@pytest.fixture
+def wizard_layout(appliance: Layout) -> Layout:
+    """The unit tests' appliance, nginx's test and reload standing in as `true`."""
+    with appliance.appliance_toml.open("a") as f:
+        f.write('proxy_test = ["true"]\nproxy_reload = ["true"]\n')
+    return appliance
+
+
+def _files(cert: bytes, key: bytes) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("cert", cert, filename="c.pem", content_type="application/x-pem-file")
+    form.add_field("key", key, filename="k.pem", content_type="application/x-pem-file")
+    return form
+
+
+async def test_wizard_shows_the_warnings_of_an_uploaded_certificate(
+    wizard_layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tls, "local_addresses", lambda: ["192.0.2.2", "2001:db8::2"])
+    key = p256()
+    soon = datetime.now(UTC) + timedelta(days=10, hours=1)
+    cert = make_cert("elsewhere.example.com", key, names=["elsewhere.example.com"], not_after=soon)
+    done = ("admin", "network", "hostname", "time")
+    async with wizard_client(wizard_layout, done) as (client, session):
+        session.values["hostname"] = "podium.example.com"
+        form = _files(pem(cert), key_pem(key))
+        form.add_field("csrf", session.csrf)
+        form.add_field("choice", "upload")
+        async with client.post("/setup/tls", data=form, allow_redirects=False) as resp:
+            page = html.unescape(await resp.text())
+        assert resp.status == 200, page  # installed, but shown before going on
+        assert wizard_layout.tls_cert.read_bytes() == pem(cert)
+        warnings = re.findall(r'<p class="warning" role="status">(.*?)</p>', page, re.S)
+        assert len(warnings) == 4, warnings
+        assert f"expires on {soon:%Y-%m-%d %H:%M} UTC (in 10 days)" in warnings[0]
+        assert "does not name podium.example.com (it names elsewhere.example.com)" in warnings[1]
+        assert "self-signed" in warnings[2]
+        assert "does not name the appliance's addresses 192.0.2.2, 2001:db8::2" in warnings[3]
+        assert "https://192.0.2.2/ will show a warning" in warnings[3]
+        assert 'id="installed"' in page and 'href="/setup/pool" id="continue"' in page
+        assert "tls" in session.done  # going on is allowed: the warnings are not errors
+        async with client.get("/setup/pool", allow_redirects=False) as resp:
+            assert resp.status == 200
+
+        # A generated certificate goes on at once; its self-signed warning is the choice just made.
+        generate = {"csrf": session.csrf, "choice": "generate"}
+        async with client.post("/setup/tls", data=generate, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/setup/pool"
+        # An uploaded certificate without anything to say about it goes on at once too.
+        pki = Pki(names=["podium.example.com", "192.0.2.2", "2001:db8::2"])
+        form = _files(pem(pki.leaf) + pem(pki.inter), pki.key())
+        form.add_field("csrf", session.csrf)
+        form.add_field("choice", "upload")
+        monkeypatch.setattr(tls, "_utc", lambda now: NOW if now is None else now)
+        async with client.post("/setup/tls", data=form, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
