@@ -4,6 +4,7 @@
                      network show | network dhcp | network static ADDRESS [--netmask M] [--gateway G] [--dns D…]
                      check | reset-admin-password [EMAIL] [--password-stdin]
                      proxy apply setup|ready | tls show | tls install CERT KEY
+                     update status | check | apply [--bundle FILE | --version V] [--force] | rollback | serve
 
 Exit status: 0 done, 1 failed (the message says why), 2 wrong usage.
 """
@@ -29,6 +30,7 @@ from .layout import Layout, Settings
 from .network import DHCP, Network, static_config
 from .proxy import Proxy
 from .setup_code import SetupCode, console_text, write_issue
+from .update import cli as update_cli
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
     cert = sub.add_parser("tls", help="the HTTPS certificate")
     cert.add_argument("action", choices=["show", "install"])
     cert.add_argument("files", nargs="*", type=Path, metavar="CERT KEY")
+    update_cli.add_parser(sub)
     return p
 
 
@@ -189,6 +192,7 @@ COMMANDS = {
     "reset-admin-password": _reset_admin_password,
     "proxy": _proxy,
     "tls": _tls,
+    "update": update_cli.run,
 }
 
 if __name__ == "__main__":

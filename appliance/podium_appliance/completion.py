@@ -61,7 +61,8 @@ def write_server_config(layout: Layout, settings: Settings, answers: Answers) ->
     text = (
         "# Written by the Podium setup wizard.\n"
         f"listen = {_toml_string(settings.server_listen)}\n"
-        f"data_dir = {_toml_string(str(layout.server_data))}\n\n"
+        f"data_dir = {_toml_string(str(layout.server_data))}\n"
+        f"updater_socket = {_toml_string(str(layout.update_socket))}\n\n"
         "[admin]  # used at the server's first start only\n"
         f"email = {_toml_string(answers.admin_email)}\n"
         f"password_hash = {_toml_string(digest)}\n"
@@ -151,7 +152,11 @@ async def add_pool(settings: Settings, answers: Answers, seconds: float = 60.0) 
 def reset_password(layout: Layout, settings: Settings, email: str, password: str = "") -> str:
     """Give a user of the server a new password (a random one unless given), through ``podium-server
     reset-password`` as the server's own user; returns the password. The server's message on failure."""
-    argv = [*settings.command("server_admin", config=str(layout.server_toml)), "reset-password", email]
+    argv = [
+        *settings.command("server_admin", config=str(layout.server_toml), release=str(layout.current)),
+        "reset-password",
+        email,
+    ]
     if password:
         argv.append("--password-stdin")
     done = subprocess.run(argv, input=password + "\n" if password else "", capture_output=True, text=True,

@@ -32,10 +32,15 @@ DEFAULT_COMMANDS: dict[str, list[str]] = {
         "-u",
         "podium",
         "--",
-        "/opt/podium/current/bin/podium-server",
+        "{release}/bin/podium-server",
         "--config",
         "{config}",
     ],
+    # the updater
+    "server_stop": ["systemctl", "stop", "podium-server.service"],
+    "units_reload": ["systemctl", "daemon-reload"],
+    "updater_restart": ["systemctl", "--no-block", "try-restart", "podium-updater.service"],
+    "venv_create": ["python3", "-m", "venv", "{path}"],
 }
 
 

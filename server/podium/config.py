@@ -39,6 +39,7 @@ class Settings:
     admin_password_hash: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    updater_socket: str = "/run/podium-updater.sock"  # the appliance's updater service (updater.* methods)
 
     @property
     def db_url(self) -> str:
@@ -104,4 +105,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Setting
         admin_password_hash=password_hash,
         tls_cert=str(env.get("PODIUM_TLS_CERT") or tls.get("cert") or ""),
         tls_key=str(env.get("PODIUM_TLS_KEY") or tls.get("key") or ""),
+        updater_socket=str(
+            env.get("PODIUM_UPDATER_SOCKET") or data.get("updater_socket") or Settings.updater_socket
+        ),
     )

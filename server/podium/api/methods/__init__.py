@@ -15,6 +15,7 @@ from . import (
     tag,
     task,
     token,
+    updater,
     user,
     vdi,
     vm,
@@ -25,5 +26,5 @@ from . import (
 
 __all__ = [
     "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "system", "tag",
-    "task", "token", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
+    "task", "token", "updater", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
 ]  # fmt: skip

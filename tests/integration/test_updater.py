@@ -1,0 +1,369 @@
+"""The updater on a real appliance root: releases installed from real bundles of this tree (each with its
+own venv), the real server run from ``opt/podium/current``, upgrades, a failed upgrade that rolls back by
+itself, rollback on demand, refusals, and the updater killed at every phase of an install."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podium_appliance.update.installer import PHASES, STOP_AT_ENV
+
+from ..releaseproc import Appliance, make_appliance, process_state
+from ..serverproc import free_port
+from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
+
+pytestmark = pytest.mark.timeout(900)
+
+OLD, NEW, BROKEN = "1.0.0", "1.1.0", "1.2.0"
+
+
+def broken_bundle(factory: BundleFactory, folder: Path, version: str) -> Path:
+    """A bundle of this tree whose server cannot start (it fails at import): built from a copy of the
+    tree with one line changed, signed with the same key, so only its health check can catch it."""
+    tree = folder / "broken-tree"
+    if not tree.exists():
+        ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules")
+        for part in ("server", "appliance", "scripts"):
+            shutil.copytree(ROOT / part, tree / part, ignore=ignore)
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (ROOT / name).exists():
+                shutil.copy(ROOT / name, tree / name)
+        app = tree / "server" / "podium" / "app.py"
+        app.write_text(app.read_text() + "\nraise RuntimeError('this release is broken on purpose')\n")
+    factory.ensure_key()
+    argv = [sys.executable, str(tree / "scripts" / "make_bundle.py"), "--version", version,
+            "--key", str(factory.key_path), "--out", str(folder / "broken"), "--wheel-cache", str(WHEEL_CACHE)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def factory(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
+    return BundleFactory(tmp_path_factory.mktemp("bundles"))
+
+
+@pytest.fixture(scope="module")
+def bundles(factory: BundleFactory, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return {
+        OLD: factory(OLD, notes="The old release."),
+        NEW: factory(NEW, notes="The new release: better in every way."),
+        BROKEN: broken_bundle(factory, tmp_path_factory.mktemp("broken"), BROKEN),
+    }
+
+
+@pytest.fixture(scope="module")
+def appliance(
+    factory: BundleFactory, bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Appliance]:
+    """An appliance with the old release installed (the image build's first install) and set up."""
+    factory.ensure_key()
+    box = make_appliance(tmp_path_factory.mktemp("appliance"), factory.keyring_path)
+    done = box.update("apply", "--bundle", str(bundles[OLD]))
+    assert done.returncode == 0, done.stderr
+    assert box.current() == OLD
+    box.set_up()
+    box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+    yield box
+    box.stop()
+
+
+def users(box: Appliance) -> set[str]:
+    (found,) = box.call(("user.getAll", {}))
+    return {u["email"] for u in found}
+
+
+def test_first_install_made_a_working_release(appliance: Appliance) -> None:
+    release = appliance.layout.releases / OLD
+    assert (release / "release.json").is_file()
+    assert os.readlink(appliance.layout.current) == f"releases/{OLD}"
+    (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
+    assert version == OLD
+    assert (appliance.layout.path("etc/systemd/system/podium-updater.service")).is_file()
+
+
+def test_upgrade_then_a_broken_release_rolls_back_by_itself(
+    appliance: Appliance, bundles: dict[str, Path]
+) -> None:
+    done = appliance.update("apply", "--bundle", str(bundles[NEW]))
+    assert done.returncode == 0, done.stderr
+    assert f"{NEW} is installed and running" in done.stdout
+    assert appliance.current() == NEW
+    (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
+    assert version == NEW
+    assert "kept@example.org" in users(appliance)
+
+    appliance.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 0\nhealth_seconds = 15\n')
+    done = appliance.update("apply", "--bundle", str(bundles[BROKEN]))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{BROKEN} failed" in done.stdout and f"{NEW} is running again" in done.stdout
+    assert appliance.current() == NEW
+    (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
+    assert version == NEW
+    assert "kept@example.org" in users(appliance)
+    status = json.loads((appliance.layout.update_state / "state.json").read_text())
+    assert BROKEN in status["bad"]
+
+
+# --- refusals: each leaves everything as it was ------------------------------------------------------------
+def _flip(src: Path, dest: Path, at: int) -> Path:
+    data = bytearray(src.read_bytes())
+    data[at] ^= 0x01
+    dest.write_bytes(bytes(data))
+    return dest
+
+
+def test_refusals_change_nothing(appliance: Appliance, factory: BundleFactory, bundles: dict[str, Path],
+                                 tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+    good = bundles[NEW] if appliance.current() == OLD else bundles[OLD]
+    raw = good.read_bytes()
+    notes_at = raw.index(b'"notes"') + 12  # inside manifest.json's text: the signature no longer matches
+    stranger = BundleFactory(tmp_path_factory.mktemp("stranger"))(NEW)  # signed by a key nobody trusts
+    cases = {
+        "bad signature": (_flip(good, tmp_path / "sig.bundle", notes_at), "signature"),
+        "unknown key": (stranger, "unknown key"),
+        "truncated": (_write(tmp_path / "cut.bundle", raw[: len(raw) // 2]), "truncated"),
+        "tampered payload": (_flip(good, tmp_path / "payload.bundle", len(raw) // 2), "payload"),
+        "another channel": (factory("1.3.0", channel="latest"), "latest"),
+    }
+    before = appliance.snapshot()
+    listing = sorted(p.name for p in appliance.layout.releases.iterdir())
+    for name, (bundle, said) in cases.items():
+        done = appliance.update("apply", "--bundle", str(bundle))
+        assert done.returncode == 1, f"{name}: {done.stdout} {done.stderr}"
+        assert said in done.stderr, f"{name}: {done.stderr}"
+        assert appliance.snapshot() == before, name
+        assert sorted(p.name for p in appliance.layout.releases.iterdir()) == listing, name
+    # a downgrade, unless forced
+    appliance_version = appliance.current()
+    older = bundles[OLD] if appliance_version == NEW else None
+    if older is not None:
+        done = appliance.update("apply", "--bundle", str(older))
+        assert done.returncode == 1 and "--force" in done.stderr, done.stderr
+    # too little disk space
+    config = appliance.layout.updates_toml.read_text()
+    appliance.layout.updates_toml.write_text(config.replace("reserve_mib = 0", "reserve_mib = 1000000000"))
+    try:
+        done = appliance.update("apply", "--bundle", str(factory("1.4.0")))
+        assert done.returncode == 1 and "disk space" in done.stderr, done.stderr
+    finally:
+        appliance.layout.updates_toml.write_text(config)
+    assert appliance.snapshot() == before
+    assert "kept@example.org" in users(appliance)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_rollback_on_demand(appliance: Appliance) -> None:
+    if appliance.current() != NEW:
+        pytest.skip("needs the upgrade test first")
+    done = appliance.update("rollback")
+    assert done.returncode == 0, done.stderr
+    assert appliance.current() == OLD
+    (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
+    assert version == OLD
+    assert "kept@example.org" in users(appliance)
+    done = appliance.update("rollback")
+    assert done.returncode == 1 and "no way back" in done.stderr, done.stderr
+
+
+# --- the updater killed at every phase ------------------------------------------------------------------
+def _wait_stopped(proc: subprocess.Popen[str], phase: str) -> None:
+    deadline = time.monotonic() + 300
+    while process_state(proc.pid) != "T":
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the updater ended before {phase}: {out} {err}")
+        assert time.monotonic() < deadline, f"the updater never reached {phase}"
+        time.sleep(0.05)
+
+
+def _recover_with_service(box: Appliance) -> None:
+    """What systemd does after the kill: start the updater service again, which finishes the work."""
+    box.start_service()
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            done = box.update("status")
+            assert done.returncode == 0, done.stderr
+            if "busy:" not in done.stdout and "interrupted:" not in done.stdout:
+                break
+            assert time.monotonic() < deadline, done.stdout
+            time.sleep(0.2)
+    finally:
+        box.stop_service()
+
+
+def _healthy_with_data(box: Appliance) -> None:
+    current = box.current()
+    assert current in (OLD, NEW)
+    box.wait_healthy()
+    (version,) = box.call(("system.getServerVersion", {}), sign_in=False)
+    assert version == current
+    assert "kept@example.org" in users(box)
+    assert not (box.layout.update_state / "journal.json").exists()
+    assert not (box.layout.releases / ".staging").exists()
+    for release in box.layout.releases.iterdir():
+        assert (release / "release.json").is_file(), f"a half-made release was left: {release}"
+
+
+@pytest.fixture(scope="module")
+def killbox(
+    factory: BundleFactory, bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Appliance]:
+    box = make_appliance(tmp_path_factory.mktemp("killbox"), factory.keyring_path)
+    done = box.update("apply", "--bundle", str(bundles[OLD]))
+    assert done.returncode == 0, done.stderr
+    box.set_up()
+    box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+    yield box
+    box.stop()
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_killed_at_each_phase_ends_on_a_working_release(
+    killbox: Appliance, bundles: dict[str, Path], phase: str
+) -> None:
+    if killbox.current() == NEW:
+        done = killbox.update("rollback")
+        assert done.returncode == 0, done.stderr
+    if phase in ("unpack", "install"):
+        shutil.rmtree(
+            killbox.layout.releases / NEW, ignore_errors=True
+        )  # so it is unpacked and installed again
+    proc = subprocess.Popen(killbox.update_argv("apply", "--bundle", str(bundles[NEW])), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, STOP_AT_ENV: f"upgrade:{phase}"})  # fmt: skip
+    try:
+        _wait_stopped(proc, phase)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    _recover_with_service(killbox)
+    _healthy_with_data(killbox)
+    assert killbox.current() == (NEW if phase == "commit" else OLD)
+
+
+def test_killed_during_the_way_back_ends_on_a_working_release(
+    killbox: Appliance, bundles: dict[str, Path]
+) -> None:
+    """A broken release's automatic rollback, itself killed; then an on-demand rollback, killed too."""
+    if killbox.current() != NEW:
+        assert killbox.update("apply", "--bundle", str(bundles[NEW])).returncode == 0
+    killbox.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 0\nhealth_seconds = 10\n')
+    for argv in (("apply", "--bundle", str(bundles[BROKEN]), "--force"), ("rollback",)):
+        proc = subprocess.Popen(killbox.update_argv(*argv), text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={**os.environ, STOP_AT_ENV: "rollback:rollback"})  # fmt: skip
+        try:
+            _wait_stopped(proc, "rollback")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+        _recover_with_service(killbox)
+        _healthy_with_data(killbox)
+    assert killbox.current() == OLD
+
+
+# --- the service, through the server's API, and a channel on an update server --------------------------
+async def _api_upgrade(box: Appliance, bundle: Path) -> None:
+    import aiohttp
+
+    (sendto,) = await box.calls(("updater.upload", {}))
+    async with aiohttp.ClientSession() as http:
+        with bundle.open("rb") as f:
+            async with http.put(f"http://{box.server_listen}{sendto['$sendTo']}", data=f) as resp:
+                answer = await resp.json()
+    assert "result" in answer, answer
+    assert answer["result"]["manifest"]["version"] == NEW
+    (started,) = await box.calls(("updater.upgrade", {"upload": answer["result"]["upload"]}))
+    assert started["started"] == "upgrade"
+
+
+def test_an_admin_upgrades_through_the_api(appliance: Appliance, bundles: dict[str, Path]) -> None:
+    if appliance.current() != OLD:
+        pytest.skip("needs the rollback test first")
+    appliance.start_service()
+    try:
+        (state,) = appliance.call(("updater.getState", {}))
+        assert state["current"] == OLD and state["busy"] is None
+        import asyncio
+
+        asyncio.run(_api_upgrade(appliance, bundles[NEW]))
+        deadline = time.monotonic() + 300
+        while True:  # the server restarts during the upgrade: each poll is a new connection
+            try:
+                (state,) = appliance.call(("updater.getState", {}))
+                if state["busy"] is None and (state["last"] or {}).get("target") == NEW:
+                    break
+            except (AssertionError, OSError):
+                pass
+            assert time.monotonic() < deadline, "the upgrade never ended"
+            time.sleep(0.5)
+        assert state["last"]["ok"], state["last"]
+        assert state["current"] == NEW
+        # only admins
+        with pytest.raises(AssertionError, match=r"unauthorized|permission|admin"):
+            asyncio.run(_as_user(appliance))
+    finally:
+        appliance.stop_service()
+
+
+async def _as_user(box: Appliance) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://{box.server_listen}/api/") as ws:
+        for call_id, (method, params) in enumerate(
+            [("session.signIn", {"email": "kept@example.org", "password": "kept across updates 123"}),
+             ("updater.getState", {})], 1):  # fmt: skip
+            await ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
+            reply = json.loads((await ws.receive()).data)
+            if "error" in reply:
+                raise AssertionError(reply["error"]["message"])
+
+
+def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory, bundles: dict[str, Path],
+                                    tmp_path: Path) -> None:  # fmt: skip
+    newest = factory("1.4.0", notes="Release 1.4.0: the newest on stable.")
+    out = tmp_path / "updates"
+    index = factory.channel([bundles[OLD], bundles[NEW], newest], "stable", out)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
+                               "--directory", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        config = appliance.layout.updates_toml.read_text()
+        appliance.layout.updates_toml.write_text(config + f'url = "http://127.0.0.1:{port}/"\n')
+        deadline = time.monotonic() + 10
+        while (done := appliance.update("check")).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)  # http.server is starting
+        assert done.returncode == 0, done.stderr
+        assert "1.4.0 is available" in done.stdout and "the newest on stable" in done.stdout
+        before = appliance.current()
+        signed = index.read_text()
+        index.write_text(signed.replace('"serial": ', '"serial": 1'))  # changed after signing
+        done = appliance.update("check")
+        assert done.returncode == 1 and "signature" in done.stderr, done.stderr
+        index.write_text(signed)
+        done = appliance.update("apply")
+        assert done.returncode == 0, done.stderr
+        assert appliance.current() == "1.4.0" != before
+        (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
+        assert version == "1.4.0"
+        assert "kept@example.org" in users(appliance)
+        done = appliance.update("check")
+        assert done.returncode == 0 and "1.4.0 is the newest release" in done.stdout
+    finally:
+        server.terminate()
+        server.wait()
