@@ -19,6 +19,14 @@ def shared_sim() -> Iterator[Sim]:
 
 
 @pytest.fixture
+def tls_sim() -> Iterator[Sim]:
+    """A fresh simulator speaking HTTPS (one certificate for every host)."""
+    sim = start_sim("--tls")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
 def sim() -> Iterator[Sim]:
     """A fresh simulator on the bundled pool, for tests that change it."""
     sim = start_sim("--op-seconds", "0.02")

@@ -19,7 +19,6 @@ from playwright.sync_api import Page, expect
 from podium_appliance import tls
 
 from ..applianceproc import Stack, first_boot
-from ..simproc import start_sim
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -36,13 +35,6 @@ def stack(tmp_path):
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def tls_sim():
-    sim = start_sim("--tls")
-    yield sim
-    sim.stop()
 
 
 def _submit(page: Page, button: str = "button[type=submit]") -> None:

@@ -27,7 +27,6 @@ from podium_appliance.network import Network, static_config
 from podium_appliance.wizard import answers_of
 
 from ..applianceproc import Stack, first_boot, tls_forwarder, wizard_client
-from ..simproc import start_sim
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -274,13 +273,6 @@ def test_appliance_firstboot_reverts_a_change_made_before_the_reboot_at_once(tmp
 
 
 # The first pool, typed as a member's address
-
-
-@pytest.fixture
-def tls_sim():
-    sim = start_sim("--tls")
-    yield sim
-    sim.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from podium_appliance.update.installer import PHASES, STOP_AT_ENV
 
-from ..releaseproc import Appliance, make_appliance, process_state
+from ..releaseproc import ADMIN, Appliance, make_appliance, process_state
 from ..serverproc import free_port
 from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
 
@@ -367,3 +367,40 @@ def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory
     finally:
         server.terminate()
         server.wait()
+
+
+def test_snapshot_of_the_appliance_vm_before_upgrading(
+    appliance: Appliance, factory: BundleFactory, sim
+) -> None:  # type: ignore[no-untyped-def]
+    """The appliance's own VM (its uuid from XenStore ``vm``) is snapshotted through the server before an
+    upgrade, and only the newest ``snapshots_keep`` of these snapshots are kept."""
+    from ..serverproc import Api, connected
+
+    async def add_pool() -> str:
+        async with Api(f"http://{appliance.server_listen}") as api:
+            await api.call("session.signIn", {"email": ADMIN[0], "password": ADMIN[1]})
+            await connected(api, sim)
+            vms = await api.call("xo.getAllObjects", {"filter": {"type": "VM", "power_state": "Running"}})
+            return str(sorted(vms)[0])
+
+    import asyncio
+
+    vm = asyncio.run(add_pool())
+    (appliance.layout.xenstore_standin).mkdir(parents=True, exist_ok=True)
+    (appliance.layout.xenstore_standin / "vm").write_text(f"/vm/{vm}")
+    config = appliance.layout.updates_toml.read_text()
+    appliance.layout.updates_toml.write_text(config + "snapshots_keep = 1\n")
+
+    def snapshots() -> list[str]:
+        (found,) = appliance.call(
+            ("xo.getAllObjects", {"filter": {"type": "VM-snapshot", "$snapshot_of": vm}})
+        )
+        return sorted(o["name_label"] for o in found.values() if o["name_label"].startswith("podium-update "))
+
+    before = appliance.current()
+    for version in ("1.5.0", "1.6.0"):
+        done = appliance.update("apply", "--bundle", str(factory(version)))
+        assert done.returncode == 0, done.stderr
+        assert f"→ {version}" in " ".join(snapshots())
+        assert len(snapshots()) == 1, snapshots()
+    assert before != appliance.current() == "1.6.0"
