@@ -23,6 +23,7 @@ from podium_appliance.completion import Answers, write_server_config
 from podium_appliance.layout import Layout
 
 from .serverproc import free_port
+from .service_standin import alive
 
 ADMIN = ("admin@example.org", "a long and unusual passphrase 42")
 STANDIN = str(Path(__file__).with_name("service_standin.py"))
@@ -63,7 +64,7 @@ class Appliance:
             pid = int((self.services / "podium-server.pid").read_text())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def server_log(self) -> str:
         path = self.services / "podium-server.log"
@@ -146,14 +147,6 @@ class Appliance:
             sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()) if data.exists() else []
         )
         return {"current": self.current(), "data": files}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def process_state(pid: int) -> str:

@@ -187,15 +187,8 @@ class Layout:
 
     def settings(self) -> Settings:
         """The appliance's settings: its appliance.toml over the defaults."""
-        try:
-            data = tomllib.loads(self.appliance_toml.read_text())
-        except FileNotFoundError:
-            return Settings()
-        except OSError as e:
-            raise ApplianceError(f"cannot read {self.appliance_toml}: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ApplianceError(f"{self.appliance_toml} is not valid TOML: {e}") from e
-        return _settings(data, self.appliance_toml)
+        data = read_toml(self.appliance_toml)
+        return Settings() if data is None else _settings(data, self.appliance_toml)
 
 
 def _settings(data: dict[str, Any], source: Path) -> Settings:
@@ -232,6 +225,42 @@ def _settings(data: dict[str, Any], source: Path) -> Settings:
         raise ApplianceError(f"{source}: {e}") from e
 
 
+def read_toml(path: Path) -> dict[str, Any] | None:
+    """A TOML settings file's tables, None when it does not exist, or an error naming the file."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ApplianceError(f"cannot read {path}: {e.strerror}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ApplianceError(f"{path} is not valid TOML: {e}") from e
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file and folder below ``root`` to disk."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(folder))
+
+
 def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     """Replace a file as a whole (a temporary file beside it, fsync, rename): readers see old or new."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +276,4 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)

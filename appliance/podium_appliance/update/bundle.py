@@ -30,14 +30,16 @@ import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ApplianceError
+from ..layout import fsync_tree
 from .signing import Keyring, UpdateRefused, canonical, parse_signature, sign
+from .ustar import BLOCK, CHUNK, Reader, padded, parse_header, unpack
 
 FORMAT = 1
 NAME = "podium"
@@ -45,11 +47,8 @@ MEMBERS = ("manifest.json", "manifest.sig", "payload.tar")
 #: A manifest is a few kilobytes (release notes included); a signature, about a hundred bytes.
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_SIGNATURE_BYTES = 4096
-BLOCK = 512
-CHUNK = 1 << 20
 #: What extraction keeps free besides the payload itself.
 SPACE_MARGIN = 16 << 20
-_ZERO_BLOCK = bytes(BLOCK)
 _CHANNEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WHEEL = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
@@ -193,76 +192,6 @@ def _kind(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class _Header:
-    name: str
-    type: bytes
-    size: int
-    mode: int
-
-    @property
-    def kind(self) -> str:
-        return {
-            b"1": "hard link",
-            b"2": "symbolic link",
-            b"3": "character device",
-            b"4": "block device",
-            b"5": "folder",
-            b"6": "FIFO",
-            b"7": "contiguous file",
-            b"x": "tar extension header (pax)",
-            b"g": "tar extension header (pax global)",
-            b"L": "tar extension header (GNU long name)",
-            b"K": "tar extension header (GNU long link)",
-        }.get(self.type, f"member of type {self.type!r}")
-
-    @property
-    def is_file(self) -> bool:
-        return self.type in (b"0", b"\0")
-
-
-def _field(block: bytes, start: int, length: int) -> bytes:
-    return block[start : start + length].split(b"\0", 1)[0]
-
-
-def _number(block: bytes, start: int, length: int, what: str) -> int:
-    raw = block[start : start + length]
-    if raw[:1] and raw[0] & 0x80:
-        raise UpdateRefused(f"{what} uses a base-256 number, which bundles never do (an absurd size?)")
-    digits = raw.replace(b"\0", b" ").strip()
-    try:
-        return int(digits, 8) if digits else 0
-    except ValueError:
-        raise UpdateRefused(f"{what} has a malformed number field") from None
-
-
-def _parse_header(block: bytes, what: str) -> _Header | None:
-    """A ustar header, or None for a zero block (the end of the archive)."""
-    if block == _ZERO_BLOCK:
-        return None
-    if block[257:265] != b"ustar\x0000":
-        raise UpdateRefused(f"{what} is not a POSIX ustar tar header")
-    stored = _number(block, 148, 8, what)
-    unsigned = sum(block[:148]) + 8 * 32 + sum(block[156:])
-    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b > 127)
-    if stored not in (unsigned, signed):
-        raise UpdateRefused(f"{what} is damaged (its header checksum is wrong)")
-    try:
-        name, prefix = _field(block, 0, 100).decode(), _field(block, 345, 155).decode()
-    except UnicodeDecodeError:
-        raise UpdateRefused(f"{what} has a name that is not UTF-8") from None
-    return _Header(
-        name=f"{prefix}/{name}" if prefix else name,
-        type=block[156:157],
-        size=_number(block, 124, 12, what),
-        mode=_number(block, 100, 8, what) & 0o7777,
-    )
-
-
-def _padded(size: int) -> int:
-    return -(-size // BLOCK) * BLOCK
-
-
-@dataclass(frozen=True)
 class _Member:
     name: str
     offset: int  # of its data
@@ -292,7 +221,7 @@ def _members(f: IO[bytes], size: int) -> list[_Member]:
             )
         f.seek(position)
         try:
-            header = _parse_header(f.read(BLOCK), where)
+            header = parse_header(f.read(BLOCK), where)
         except UpdateRefused as e:
             if number == 1:
                 raise UpdateRefused(f"this is not a Podium bundle (not a tar archive): {e.message}") from None
@@ -325,7 +254,7 @@ def _members(f: IO[bytes], size: int) -> list[_Member]:
             )
         offset = position + BLOCK
         members.append(_Member(expected, offset, header.size))
-        position = offset + _padded(header.size)
+        position = offset + padded(header.size)
         if number == len(MEMBERS) and size < position + 2 * BLOCK:
             raise UpdateRefused(
                 f"the bundle is truncated: {position + 2 * BLOCK - size} bytes are missing "
@@ -338,7 +267,7 @@ def _members(f: IO[bytes], size: int) -> list[_Member]:
 def _check_end(f: IO[bytes], position: int, size: int) -> None:
     """After the payload come only zeros: the end-of-archive blocks and the tar's record padding."""
     f.seek(position)
-    extra = _parse_header(f.read(BLOCK), "the data after payload.tar") if size > position else None
+    extra = parse_header(f.read(BLOCK), "the data after payload.tar") if size > position else None
     if extra is not None:
         raise UpdateRefused(
             f"the bundle has an extra member {extra.name!r} after payload.tar: a bundle holds exactly "
@@ -510,32 +439,6 @@ def check_applicable(
 # Unpacking
 
 
-class _PayloadReader:
-    """payload.tar's bytes from the bundle, hashed as they go by, never past its end."""
-
-    def __init__(self, f: IO[bytes], size: int) -> None:
-        self.f, self.remaining, self.digest = f, size, hashlib.sha256()
-
-    def read(self, n: int) -> bytes:
-        data = self.f.read(min(n, self.remaining))
-        self.remaining -= len(data)
-        self.digest.update(data)
-        return data
-
-    def exactly(self, n: int, what: str) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.read(min(CHUNK, n - len(data)))
-            if not chunk:
-                raise UpdateRefused(f"payload.tar is truncated: it ends inside {what}")
-            data += chunk
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
-
-
 def extract_payload(path: Path, manifest: Manifest, dest: Path) -> None:
     """Unpack a verified bundle's payload into ``dest`` (which must not exist), hashing it again on the way:
     if the payload differs from the manifest (the file was swapped since :func:`verify_bundle`), ``dest`` is
@@ -558,9 +461,9 @@ def extract_payload(path: Path, manifest: Manifest, dest: Path) -> None:
         dest.mkdir(parents=True)
         try:
             f.seek(payload.offset)
-            reader = _PayloadReader(f, payload.size)
+            reader = Reader(f, payload.size)
             try:
-                _unpack(reader, dest.resolve())
+                unpack(reader, dest.resolve())
             except UpdateRefused:
                 reader.drain()  # a payload other than the signed one says so, rather than what broke in it
                 _check_digest(reader.digest.hexdigest(), manifest)
@@ -570,7 +473,7 @@ def extract_payload(path: Path, manifest: Manifest, dest: Path) -> None:
             missing = [w for w in manifest.wheels if not (dest / "wheels" / w).is_file()]
             if missing:
                 raise UpdateRefused(f"the payload lacks wheels its manifest lists: {', '.join(missing)}")
-            _fsync_tree(dest)
+            fsync_tree(dest)
         except OSError as e:
             shutil.rmtree(dest, ignore_errors=True)
             raise UpdateRefused(f"cannot unpack the payload into {dest}: {e}") from e
@@ -587,81 +490,14 @@ def check_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(existing).free
     if free < needed + SPACE_MARGIN:
         raise UpdateRefused(
-            f"too little disk space in {existing}: unpacking the update needs {_mib(needed + SPACE_MARGIN)}, "
-            f"and {_mib(free)} are free; remove old releases or backups, or grow the disk"
+            f"too little disk space in {existing}: unpacking the update needs {mib(needed + SPACE_MARGIN)}, "
+            f"and {mib(free)} are free; remove old releases or backups, or grow the disk"
         )
 
 
-def _mib(size: int) -> str:
+def mib(size: int) -> str:
+    """A size for people: ``512 MiB``."""
     return f"{size / (1 << 20):.0f} MiB"
-
-
-def _unpack(reader: _PayloadReader, dest: Path) -> None:
-    seen: set[str] = set()
-    number = 0
-    while True:
-        number += 1
-        where = f"payload.tar's member {number}"
-        header = _parse_header(reader.exactly(BLOCK, f"the header of member {number}"), where)
-        if header is None:
-            return
-        relative = _safe_name(header.name, where)
-        target = dest / relative
-        if not os.path.realpath(target).startswith(str(dest) + os.sep):
-            raise UpdateRefused(f"{where}: {header.name!r} would be written outside {dest}")
-        if header.type == b"5":
-            target.mkdir(parents=True, exist_ok=True)
-            target.chmod(0o755)
-            if header.size:
-                raise UpdateRefused(f"{where}, the folder {header.name!r}, claims to hold data")
-            continue
-        if not header.is_file:
-            raise UpdateRefused(
-                f"{where}, {header.name!r}, is a {header.kind}: a payload holds only files and folders"
-            )
-        if relative in seen:
-            raise UpdateRefused(f"{where}: {header.name!r} appears twice in payload.tar")
-        seen.add(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = header.mode & 0o755 or 0o644
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-        with os.fdopen(fd, "wb") as out:
-            left = header.size
-            while left:
-                chunk = reader.read(min(CHUNK, left))
-                if not chunk:
-                    raise UpdateRefused(f"payload.tar is truncated: it ends inside {header.name!r}")
-                out.write(chunk)
-                left -= len(chunk)
-        os.chmod(target, mode)  # as asked, whatever the umask
-        reader.exactly(_padded(header.size) - header.size, f"the padding of {header.name!r}")
-
-
-def _safe_name(name: str, where: str) -> str:
-    """A member's name as a relative path inside the destination, or a refusal."""
-    if not name or name.startswith("/"):
-        raise UpdateRefused(f"{where}: the absolute name {name!r} is refused; a payload holds relative names")
-    parts = [p for p in PurePosixPath(name).parts if p != "."]
-    if ".." in parts:
-        raise UpdateRefused(f"{where}: the name {name!r} climbs out of the payload with '..'")
-    if not parts or "\\" in name:
-        raise UpdateRefused(f"{where}: the name {name!r} is not a usable file name")
-    return "/".join(parts)
-
-
-def _fsync_tree(root: Path) -> None:
-    for folder, _, files in os.walk(root):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # Writing
@@ -757,7 +593,7 @@ def write_bundle(
         manifest = Manifest.from_json(fields)
         manifest_bytes = json.dumps(manifest.to_dict(), indent=2, sort_keys=True, ensure_ascii=False).encode()
         signature_bytes = canonical(sign(manifest_bytes, key))
-        say(f"writing {out.name} ({_mib(size)} of payload)")
+        say(f"writing {out.name} ({mib(size)} of payload)")
         with tarfile.open(bundle_tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
             for name, data in (("manifest.json", manifest_bytes), ("manifest.sig", signature_bytes)):
                 info = _member_info(name, len(data), created)

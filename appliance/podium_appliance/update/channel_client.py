@@ -16,7 +16,7 @@ from ..errors import ApplianceError
 from ..layout import Layout
 from .channel import Release, verify_index
 from .config import UpdateConfig
-from .installer import Releases, Report, State
+from .releases import Releases, Report, State
 from .signing import Keyring, UpdateRefused
 
 MAX_INDEX = 4 << 20

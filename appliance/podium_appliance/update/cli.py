@@ -24,7 +24,7 @@ from ..errors import ApplianceError
 from ..layout import Layout, Settings
 
 if TYPE_CHECKING:  # the parser is built without importing the updater (or its cryptography)
-    from .installer import Outcome
+    from .releases import Outcome
 
 
 def add_parser(sub: Any) -> None:
@@ -53,7 +53,8 @@ def run(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 async def _run(layout: Layout, args: argparse.Namespace) -> int:
     from .channel_client import ChannelClient
     from .config import UpdateConfig
-    from .installer import Updater, status
+    from .installer import Updater
+    from .releases import status
 
     if args.action == "serve":
         from .service import serve

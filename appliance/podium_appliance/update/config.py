@@ -13,12 +13,11 @@ reserve_mib = 256             # disk space that must remain free after an instal
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ApplianceError
-from ..layout import Layout
+from ..layout import Layout, read_toml
 
 CHANNELS = ("stable", "latest")
 
@@ -41,14 +40,9 @@ class UpdateConfig:
     def load(cls, layout: Layout) -> UpdateConfig:
         """updates.toml over the defaults; a clear error for a wrong value."""
         path = layout.updates_toml
-        try:
-            data: dict[str, Any] = tomllib.loads(path.read_text())
-        except FileNotFoundError:
+        data = read_toml(path)
+        if data is None:
             return cls()
-        except OSError as e:
-            raise ApplianceError(f"cannot read {path}: {e.strerror}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ApplianceError(f"{path} is not valid TOML: {e}") from e
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(data) - known)
         if unknown:

@@ -24,23 +24,30 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-from packaging.version import InvalidVersion, Version
 
 from ..completion import ServerApi, wait_healthy
 from ..errors import ApplianceError
-from ..layout import Layout, Settings, write_atomic
-from ..system import run
+from ..layout import Layout, Settings, fsync_dir, write_atomic
+from ..system import run, run_async
 from ..xenstore import open_store
-from .bundle import Manifest, extract_payload, verify_bundle
+from .bundle import Manifest, extract_payload, mib, verify_bundle
 from .config import UpdateConfig
+from .releases import (
+    Journal,
+    Outcome,
+    Releases,
+    Report,
+    State,
+    copy_tree,
+    read_journal,
+    tree_size,
+    version_key,
+)
 from .signing import Keyring, UpdateRefused
 
 log = logging.getLogger(__name__)
@@ -55,173 +62,9 @@ SNAPSHOT_PREFIX = "podium-update "
 #: For tests: stop (SIGSTOP) the updater as it enters this phase, so a test can SIGKILL it exactly there.
 STOP_AT_ENV = "PODIUM_UPDATE_STOP_AT"
 
-Report = Callable[[dict[str, Any]], None]
-
-
-def version_key(text: str) -> Version:
-    """A release's version, comparable; an error naming it when it is not a version."""
-    try:
-        return Version(text)
-    except InvalidVersion:
-        raise ApplianceError(f"{text!r} is not a release version") from None
-
-
-@dataclass
-class Journal:
-    """The operation under way, as persisted before each phase."""
-
-    operation: str  # "upgrade" or "rollback"
-    target: str
-    source: str | None  # the release running before (None at the first install)
-    phase: str
-    started: float = field(default_factory=time.time)
-    restore_data: bool = True  # a rollback puts the backup of the data back
-    bundle: str = ""
-
-
-@dataclass
-class Outcome:
-    """What an operation ended with, for the status and the history."""
-
-    operation: str
-    ok: bool
-    running: str | None  # the release running at the end
-    message: str
-    source: str | None = None
-    target: str | None = None
-    at: float = field(default_factory=time.time)
-
 
 class Busy(ApplianceError):
     """Another update is under way."""
-
-
-def read_journal(layout: Layout) -> Journal | None:
-    """The operation a killed updater left unfinished, if any."""
-    path = layout.update_state / "journal.json"
-    try:
-        return Journal(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as e:
-        raise ApplianceError(f"the update journal {path} is unreadable: {e}") from e
-
-
-class Releases:
-    """The installed releases and the ``current`` symlink."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
-
-    def path(self, version: str) -> Path:
-        return self.layout.releases / version
-
-    def complete(self, version: str) -> bool:
-        """Installed through to its last file (``release.json`` is written last)."""
-        return (self.path(version) / "release.json").is_file()
-
-    def current(self) -> str | None:
-        """The version ``current`` points to, or None before the first install."""
-        try:
-            return Path(os.readlink(self.layout.current)).name
-        except FileNotFoundError:
-            return None
-
-    def installed(self) -> list[str]:
-        """Complete releases, oldest version first."""
-        if not self.layout.releases.is_dir():
-            return []
-        found = []
-        for entry in self.layout.releases.iterdir():
-            if not entry.name.startswith(".") and self.complete(entry.name):
-                with contextlib.suppress(ApplianceError):
-                    version_key(entry.name)
-                    found.append(entry.name)
-        return sorted(found, key=version_key)
-
-    def info(self, version: str) -> dict[str, Any]:
-        """The manifest a release was installed from, and when."""
-        data: dict[str, Any] = json.loads((self.path(version) / "release.json").read_text())
-        return data
-
-    def switch(self, version: str) -> None:
-        """Point ``current`` at a release: a new symlink renamed over the old one, so it is one or the other."""
-        link = self.layout.current
-        tmp = link.with_name(f".{link.name}.new")
-        tmp.unlink(missing_ok=True)
-        os.symlink(f"releases/{version}", tmp)
-        os.replace(tmp, link)
-        _fsync_dir(link.parent)
-
-    def remove(self, version: str) -> None:
-        """Delete a release (first renamed aside, so a half-deleted one never looks complete)."""
-        path = self.path(version)
-        if not path.exists():
-            return
-        aside = path.with_name(f".removing-{version}")
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(path, aside)
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Copy a folder with modes, times and owners (the data belongs to the server's user), synced to disk."""
-    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
-    is_root = os.geteuid() == 0
-    for folder, _dirs, files in os.walk(dst):
-        for name in [".", *files]:
-            path = Path(folder, name)
-            rel = path.relative_to(dst)
-            if is_root:
-                st = os.lstat(src / rel)
-                os.lchown(path, st.st_uid, st.st_gid)
-            if path.is_file() and not path.is_symlink():
-                with path.open("rb") as f:
-                    os.fsync(f.fileno())
-        _fsync_dir(Path(folder))
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
-
-
-class State:
-    """The updater's memory: releases it installed (from which, with which backup), versions that failed
-    their health check, the last outcome and check. ``update_state/state.json``, written atomically."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.path = layout.update_state / "state.json"
-        try:
-            self.data: dict[str, Any] = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            self.data = {}
-        except (OSError, ValueError) as e:
-            log.error("update state %s unreadable (%s): starting afresh", self.path, e)
-            self.data = {}
-        self.data.setdefault("releases", {})
-        self.data.setdefault("bad", [])
-        self.data.setdefault("history", [])
-
-    def save(self) -> None:
-        write_atomic(self.path, json.dumps(self.data, indent=1) + "\n", mode=0o600)
-
-    def record(self, outcome: Outcome) -> None:
-        self.data["last"] = asdict(outcome)
-        self.data["history"] = [*self.data["history"], asdict(outcome)][-20:]
-        self.save()
 
 
 class Updater:
@@ -272,15 +115,16 @@ class Updater:
         if os.environ.get(STOP_AT_ENV) == f"{journal.operation}:{phase}":
             os.kill(os.getpid(), signal.SIGSTOP)  # a test SIGKILLs us here
 
-    def _progress(self, phase: str, message: str, fraction: float | None = None) -> None:
+    def _progress(self, phase: str, message: str) -> None:
+        """An event for the progress bar: the share of the whole done before this phase."""
         done = 0
         for name, weight in WEIGHTS.items():
             if name == phase:
                 break
             done += weight
-        total = sum(WEIGHTS.values())
-        within = WEIGHTS.get(phase, 0) * (fraction or 0.0)
-        self.report({"phase": phase, "message": message, "percent": round(100 * (done + within) / total, 1)})
+        self.report(
+            {"phase": phase, "message": message, "percent": round(100 * done / sum(WEIGHTS.values()), 1)}
+        )
 
     def _clear_journal(self) -> None:
         self.journal_path.unlink(missing_ok=True)
@@ -332,7 +176,7 @@ class Updater:
         and the reserve that must stay free."""
         need = 0 if self.releases.complete(manifest.version) else 4 * manifest.payload_size
         if self.server_set_up and self._data_dir().exists():
-            need += _tree_size(self._data_dir())
+            need += tree_size(self._data_dir())
         reserve = self.config.reserve_mib << 20
         where = self.layout.root
         for candidate in (self.layout.releases, self.layout.update_state):
@@ -342,8 +186,8 @@ class Updater:
         free = st.f_bavail * st.f_frsize
         if free < need + reserve:
             raise UpdateRefused(
-                f"not enough disk space for {manifest.version}: {_mib(free)} free, the install needs "
-                f"{_mib(need)} and {_mib(reserve)} must stay free; remove old files or grow the disk"
+                f"not enough disk space for {manifest.version}: {mib(free)} free, the install needs "
+                f"{mib(need)} and {mib(reserve)} must stay free; remove old files or grow the disk"
             )
 
     # -- upgrade ----------------------------------------------------------------------------------------
@@ -387,7 +231,7 @@ class Updater:
                 self._enter(journal, "snapshot", "snapshotting the appliance's VM")
                 await self._snapshot(token, source, target)
             self._enter(journal, "stop", "stopping the server")
-            await asyncio.to_thread(run, self.settings.command("server_stop"), "stopping the Podium server")
+            await run_async(self.settings.command("server_stop"), "stopping the Podium server")
             self._enter(journal, "backup", "backing up the data")
             await asyncio.to_thread(self._backup, target)
         if self.server_set_up:
@@ -398,7 +242,7 @@ class Updater:
         await asyncio.to_thread(self._switch_to, target)
         if self.server_set_up:
             self._enter(journal, "start", f"starting {target}")
-            await asyncio.to_thread(run, self.settings.command("server_start"), "starting the Podium server")
+            await run_async(self.settings.command("server_start"), "starting the Podium server")
             self._enter(journal, "health", f"checking {target}'s health")
             await self._health(target, token)
         self._enter(journal, "commit", f"{target} is healthy")
@@ -468,13 +312,14 @@ class Updater:
         data = self._data_dir()
         dest.mkdir(parents=True, mode=0o700)
         if data.exists():
-            _copy_tree(data, dest / "data")
+            copy_tree(data, dest / "data")
         write_atomic(dest / "complete", json.dumps({"data_dir": str(data), "at": time.time()}) + "\n")
 
     def _note_migration(self, target: str, said: str) -> None:
         """Whether the schema changed (then going back to the previous release needs the backup)."""
         state = State(self.layout)
-        changed = "->" in said and said.split("->")[0].split()[-1:] != said.split("->")[1].split()[:1]
+        before, arrow, after = said.strip().partition(" -> ")  # "0001 -> 0002", or "0001 -> 0001 (…)"
+        changed = bool(arrow) and before.split()[-1:] != after.split()[:1]
         state.data["releases"].setdefault(target, {})["schema_changed"] = changed
         state.save()
 
@@ -620,7 +465,7 @@ class Updater:
                 await asyncio.to_thread(self.releases.remove, target)
             shutil.rmtree(self.staging, ignore_errors=True)
             if self.server_set_up and source is not None:
-                await asyncio.to_thread(self._start_checked, source, journal)
+                await self._start_checked(source)
             self._clear_journal()
             return
         journal.operation, journal.restore_data = "rollback", phase not in ("stop", "backup")
@@ -647,13 +492,13 @@ class Updater:
                 await asyncio.to_thread(self._restore, target)
         await asyncio.to_thread(self._switch_to, source)
         if self.server_set_up:
-            await asyncio.to_thread(self._start_checked, source, journal)
+            await self._start_checked(source)
         self._clear_journal()
 
-    def _start_checked(self, version: str, journal: Journal) -> None:
-        run(self.settings.command("server_start"), "starting the Podium server")
+    async def _start_checked(self, version: str) -> None:
+        await run_async(self.settings.command("server_start"), "starting the Podium server")
         try:
-            asyncio.run(self._health(version, ""))
+            await self._health(version, "")
         except ApplianceError as e:
             raise ApplianceError(f"{version} was put back but does not answer either: {e.message}") from e
 
@@ -668,14 +513,14 @@ class Updater:
         failed = data.with_name(f"{data.name}.failed-{target}")
         shutil.rmtree(restoring, ignore_errors=True)
         if (backup / "data").exists():
-            _copy_tree(backup / "data", restoring)
+            copy_tree(backup / "data", restoring)
         else:
             restoring.mkdir(mode=0o700)
         if data.exists():
             shutil.rmtree(failed, ignore_errors=True)
             os.rename(data, failed)
         os.rename(restoring, data)
-        _fsync_dir(data.parent)
+        fsync_dir(data.parent)
 
     async def rollback(self, *, force: bool = False) -> Outcome:
         """On demand: back to the release this one was upgraded from. When the upgrade changed the database
@@ -749,25 +594,3 @@ class Updater:
                               journal.target, journal.source)  # fmt: skip
         State(self.layout).record(outcome)
         return outcome
-
-
-def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.0f} MiB"
-
-
-def status(layout: Layout) -> dict[str, Any]:
-    """What is installed, what runs, what happened last (no network, no lock: always answers)."""
-    releases = Releases(layout)
-    state = State(layout)
-    journal = None
-    with contextlib.suppress(ApplianceError):
-        journal = read_journal(layout)
-    return {
-        "current": releases.current(),
-        "installed": releases.installed(),
-        "bad": state.data["bad"],
-        "last": state.data.get("last"),
-        "last_check": state.data.get("last_check"),
-        "interrupted": asdict(journal) if journal else None,
-        "python": sys.version.split()[0],
-    }

@@ -21,6 +21,7 @@ import grp
 import json
 import logging
 import os
+import shutil
 import socket
 import struct
 import time
@@ -37,7 +38,8 @@ from ..layout import Layout
 from ..system import run_async
 from .channel_client import ChannelClient
 from .config import UpdateConfig
-from .installer import Busy, Outcome, Updater, status
+from .installer import Busy, Updater
+from .releases import Outcome, status
 from .signing import UpdateRefused
 
 log = logging.getLogger(__name__)
@@ -185,18 +187,16 @@ class UpdaterService:
             if not bundle.exists():
                 raise ApplianceError("no such upload (they are kept until the next restart of the updater)")
         else:
-            bundle = Path()
+            bundle = None  # from the channel
         updater = self.updater()
         channel = body.get("channel") or None
 
         async def work() -> Outcome:
-            nonlocal bundle
-            if bundle == Path():
-                bundle = await ChannelClient(self.layout, config, report=self.publish).download(
-                    body.get("version") or None
-                )
+            path = bundle or await ChannelClient(self.layout, config, report=self.publish).download(
+                body.get("version") or None
+            )
             return await updater.apply(
-                bundle, channel=channel, force=force, snapshot=None if snapshot is None else bool(snapshot)
+                path, channel=channel, force=force, snapshot=None if snapshot is None else bool(snapshot)
             )
 
         self.start("upgrade", work())
@@ -264,6 +264,8 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
 async def serve(layout: Layout) -> None:
     """Run the service until cancelled: recover first, then the socket and the schedule."""
     service = UpdaterService(layout)
+    for leftovers in (service.uploads, layout.update_state / "downloads"):  # bundles of earlier runs
+        shutil.rmtree(leftovers, ignore_errors=True)
     path = layout.update_socket
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
