@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--control-port", type=int, default=0, help="port of the control surface on 127.0.0.1")
     p.add_argument("--op-seconds", type=float, default=0.05, help="simulated duration of a VM operation")
     p.add_argument(
+        "--boot-seconds",
+        type=float,
+        default=2.0,
+        help="how long a rebooting host stays unreachable (an agent restart: a quarter of it)",
+    )
+    p.add_argument(
         "--auth-failure-delay", type=float, default=5.0, help="delay before a failed login answers (xapi: 5)"
     )
     p.add_argument(
@@ -83,6 +89,7 @@ async def serve(args: argparse.Namespace) -> int:
         password=password,
         address_base=args.address_base,
         op_seconds=args.op_seconds,
+        boot_seconds=args.boot_seconds,
         auth_failure_delay=args.auth_failure_delay,
         history=args.history,
         disk_dir=args.disk_dir,

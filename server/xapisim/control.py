@@ -7,11 +7,13 @@
 | ``POST /pools/{n}/storm`` ``{"rate": R, "seconds": S}`` | R modifications/s (for S seconds, or until stopped) |
 | ``DELETE /pools/{n}/storm`` | stop the storm |
 | ``POST /pools/{n}/overflow-events`` | forget the event history: outstanding tokens meet EVENTS_LOST |
-| ``POST /pools/{n}/hosts/{host}/stop`` / ``start`` | close / reopen a host's listener (name, uuid or ref) |
+| ``POST /pools/{n}/hosts/{host}/stop`` / ``start`` | close / reopen a host's listener (name, uuid or ref); ``start`` boots a host that ``host.shutdown`` powered off |
 | ``POST /pools/{n}/promote`` ``{"host": H}`` | make another host master (emergency transition) |
 | ``POST /drop-connections`` | abort every client connection of every host |
 | ``POST /expire-sessions`` | end every session (as a restarted xapi) |
-| ``POST /settings`` ``{"op_seconds": s, "auth_failure_delay": s}`` | tune the simulated time |
+| ``POST /settings`` ``{"op_seconds": s, "boot_seconds": s, "auth_failure_delay": s}`` | tune the simulated time |
+| ``POST /faults`` ``{"method": M, "error": [CODE, …], "skip": 0, "times": 1}`` | make calls of M fail (see ``faults.py``) |
+| ``GET /faults`` / ``DELETE /faults`` | the faults still armed / disarm them all |
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
+from .faults import TRANSFER_PATHS, Fault
 from .http import Listeners
+from .messages.host import boot
 from .pool import Host, Pool, Simulator
 from .scale import Storm, scale_pool
 
@@ -48,6 +52,9 @@ class Control:
         r.add_post("/drop-connections", self.drop)
         r.add_post("/expire-sessions", self.expire)
         r.add_post("/settings", self.settings)
+        r.add_get("/faults", self.faults)
+        r.add_post("/faults", self.fault_add)
+        r.add_delete("/faults", self.faults_clear)
         self.app = app
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.url = ""
@@ -166,6 +173,8 @@ class Control:
         host = self._host(pool, request.match_info["host"])
         if request.match_info["action"] == "stop":
             await self.listeners.stop_host(host)
+        elif host.powered_off:  # shut down by host.shutdown: it boots
+            await boot(self.sim, host, rebooted=True)
         else:
             await self.listeners.start_host(host)
         log.info("host %s %sed by the control surface", host.name, request.match_info["action"])
@@ -186,12 +195,46 @@ class Control:
 
     async def settings(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        for key in ("op_seconds", "auth_failure_delay"):
+        for key in ("op_seconds", "boot_seconds", "auth_failure_delay"):
             if key in body:
                 value = body[key]
                 if not isinstance(value, int | float) or value < 0 or value > 3600:
                     raise web.HTTPBadRequest(text=f"{key} must be a number of seconds from 0 to 3600")
                 setattr(self.sim, key, float(value))
         return web.json_response(
-            {"op_seconds": self.sim.op_seconds, "auth_failure_delay": self.sim.auth_failure_delay}
+            {
+                "op_seconds": self.sim.op_seconds,
+                "boot_seconds": self.sim.boot_seconds,
+                "auth_failure_delay": self.sim.auth_failure_delay,
+            }
         )
+
+    async def faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.sim.faults.describe())
+
+    async def fault_add(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        method, error = body.get("method"), body.get("error")
+        skip, times = body.get("skip", 0), body.get("times", 1)
+        if not isinstance(method, str) or not (method in TRANSFER_PATHS or "." in method):
+            paths = ", ".join(TRANSFER_PATHS)
+            raise web.HTTPBadRequest(text=f"method must be a XAPI method (Class.message) or one of {paths}")
+        if not isinstance(error, list) or not error or not all(isinstance(e, str) for e in error):
+            raise web.HTTPBadRequest(
+                text="error must be a list of strings: the XAPI code, then its parameters"
+            )
+        for key, value in (("skip", skip), ("times", times)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise web.HTTPBadRequest(text=f"{key} must be an integer from 0")
+        plain = method.removeprefix("Async.")
+        if plain not in TRANSFER_PATHS:
+            cls_name, _, msg_name = plain.partition(".")
+            cls = self.sim.dm.get(cls_name)
+            if cls is None or msg_name not in cls.messages:
+                raise web.HTTPBadRequest(text=f"no method {plain} in the data model")
+        self.sim.faults.add(Fault(plain, list(error), skip, times))
+        log.info("fault armed by the control surface: %s fails with %s", plain, error)
+        return web.json_response(self.sim.faults.describe())
+
+    async def faults_clear(self, request: web.Request) -> web.Response:
+        return web.json_response({"cleared": self.sim.faults.clear()})

@@ -110,11 +110,24 @@ async def dispatch(sim: Simulator, pool: Pool, host: Host, method: str, params: 
         raise Failure("MESSAGE_METHOD_UNKNOWN", plain)
     values = [coerce(p.type, v, p.name, sim) for p, v in zip(_declared(message), args, strict=False)]
     fn = HANDLERS.get(plain) or _generic(cls, message)
+    failure = sim.faults.take(plain)
+    if failure is not None:
+        fn = _failing(failure)
     if is_async:
         if message.implicit and msg_name.startswith(_SYNC_ONLY_PREFIXES):
             raise Failure("Fault", f"No async mode for this operation (rpc: {plain})")
         return start_task(ctx, fn, values, message)
     return await fn(ctx, *values)
+
+
+def _failing(failure: Failure) -> Handler:
+    """A handler that ends in a failure the control surface injected (see ``faults.py``)."""
+
+    async def fail(ctx: Call, *values: Any) -> Any:
+        log.info("%s fails as injected: %s", ctx.method, failure)
+        raise failure
+
+    return fail
 
 
 def _generic(cls: Class, message: Message) -> Handler:

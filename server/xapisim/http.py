@@ -71,6 +71,7 @@ class Listeners:
         self.consoles = Consoles(self)  # CONNECT /console, sniffed by each host's ConnectSite
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self.state: dict[str, HostState] = {}
+        sim.switch = self  # hosts that reboot or restart their xapi close and reopen their listener
 
     @property
     def scheme(self) -> str:

@@ -13,13 +13,14 @@ import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .database import Database
 from .datamodel import DataModel, load_datamodel
 from .dbdump import load_dump
 from .disks import Disks
 from .errors import Failure
+from .faults import Faults
 from .values import NULL_REF, new_ref, now
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ class Host:
     ref: str
     address: str
     pool: Pool
-    up: bool = True
+    up: bool = True  # its listener is open
+    booting: bool = False  # its xapi is starting: HOST_STILL_BOOTING to what needs it started
+    pending: str = ""  # "reboot" or "shutdown" asked: disabled until it reboots (HOST_DISABLED_UNTIL_REBOOT)
+    powered_off: bool = False  # shut down by host.shutdown: only a power-on brings it back
 
     @property
     def record(self) -> dict[str, Any]:
@@ -103,9 +107,26 @@ class Pool:
     def set_master(self, host_ref: str) -> None:
         """Move the master role to another host; sessions end, as when xapi restarts on a new master."""
         self.db.update("pool", self.ref, master=host_ref)
-        for ref in list(self.db.records("session")):
+        self.end_sessions()
+
+    def end_sessions(self) -> int:
+        """End every session, as the master's xapi restarting does (sessions are never written to disk:
+        ``persist:PersistNothing`` in xapi's data model); returns how many ended."""
+        sessions = list(self.db.records("session"))
+        for ref in sessions:
             self.db.destroy("session", ref)
         self.db.wake()
+        return len(sessions)
+
+
+class HostSwitch(Protocol):
+    """What opens and closes hosts' listeners (:class:`xapisim.http.Listeners`)."""
+
+    async def stop_host(self, host: Host) -> None:
+        """Close a host's listener and every connection and call on it."""
+
+    async def start_host(self, host: Host) -> None:
+        """Open a host's listener."""
 
 
 class Simulator:
@@ -118,6 +139,7 @@ class Simulator:
         password: str = "",
         address_base: int = 42,
         op_seconds: float = 0.05,
+        boot_seconds: float = 2.0,
         auth_failure_delay: float = 5.0,
         history: int = 100_000,
         disk_dir: Path | None = None,
@@ -127,12 +149,15 @@ class Simulator:
         self.password = password
         self.address_base = address_base
         self.op_seconds = op_seconds
+        self.boot_seconds = boot_seconds  # a rebooting host is unreachable this long (a restarting xapi: 1/4)
         self.auth_failure_delay = auth_failure_delay
         self.history = history
         self.disks = Disks(disk_dir)
+        self.faults = Faults()  # failures tests ask for through the control surface
         self.pools: list[Pool] = []
         self.no_session_methods = {"session.login_with_password", "session.slave_local_login_with_password"}
         self._methods: list[str] | None = None
+        self.switch: HostSwitch | None = None  # the listeners, once they exist
 
     def add_pool(self, path: str | Path) -> Pool:
         """Load a database dump as a new pool, giving each host a loopback address of its own."""
@@ -186,13 +211,7 @@ class Simulator:
 
     def expire_sessions(self) -> int:
         """End every session of every pool (as a restarted xapi does); returns how many ended."""
-        count = 0
-        for pool in self.pools:
-            for ref in list(pool.db.records("session")):
-                pool.db.destroy("session", ref)
-                count += 1
-            pool.db.wake()
-        return count
+        return sum(pool.end_sessions() for pool in self.pools)
 
     def list_methods(self) -> list[str]:
         """Every method name of the data model (the synchronous names, as clients parse them)."""

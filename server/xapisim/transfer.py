@@ -363,6 +363,7 @@ class Transfers:
         if length > size:
             raise _fail(ctx, Failure("VDI_TOO_SMALL", ref, str(length)), web.HTTPBadRequest)
         progress = self._progress(ctx, length)
+        injected = self.sim.faults.take("/import_raw_vdi")  # fails once the body is read (faults.py)
         fd = self.sim.disks.open_write(rec["uuid"], size)
         offset = 0
         try:
@@ -373,6 +374,9 @@ class Transfers:
                 self.sim.disks.write(fd, offset, data)
                 offset += len(data)
                 progress(len(data))
+            if injected is not None:
+                log.info("import_raw_vdi fails as injected: %s", injected)
+                raise injected
         except (Failure, ConnectionError, asyncio.CancelledError) as e:
             failure = e if isinstance(e, Failure) else Failure("VDI_IO_ERROR", "Device I/O errors")
             finish_task(ctx.db, ctx.task or "", failure=failure)

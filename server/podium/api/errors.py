@@ -106,7 +106,30 @@ class OperationFailed(ApiError):
     code = 21
 
 
-_XAPI_ERRORS: dict[str, type[ApiError]] = {"VM_BAD_POWER_STATE": VmBadPowerState}
+class NoHostsAvailable(ApiError):
+    """XO's noHostsAvailable, which xo-server makes of XAPI's NO_HOSTS_AVAILABLE (xo-web offers to force)."""
+
+    code = 7
+    status = 409
+
+
+class IncorrectState(ApiError):
+    """XO's incorrectState: an object is not in the state the operation needs."""
+
+    code = 25
+    status = 409
+
+    def __init__(self, actual: Any, expected: Any, object_: str, property_: str | None = None) -> None:
+        data = {"actual": actual, "expected": expected, "object": object_}
+        if property_ is not None:
+            data["property"] = property_
+        super().__init__("incorrect state", data)
+
+
+_XAPI_ERRORS: dict[str, type[ApiError]] = {
+    "VM_BAD_POWER_STATE": VmBadPowerState,
+    "NO_HOSTS_AVAILABLE": NoHostsAvailable,
+}
 
 # What common XAPI failures mean to the person who asked, after XAPI's own code (which stays searchable).
 _XAPI_MEANING = {
@@ -123,6 +146,10 @@ _XAPI_MEANING = {
     "HOST_NOT_ENOUGH_FREE_MEMORY": "no host has enough free memory for the VM",
     "HOST_OFFLINE": "the host is offline",
     "NO_HOSTS_AVAILABLE": "no host can run the VM",
+    "HOST_NOT_DISABLED": "the host must be disabled first",
+    "HOST_STILL_BOOTING": "the host is still starting: try again in a moment",
+    "HOST_DISABLED_UNTIL_REBOOT": "the host stays disabled until it has rebooted",
+    "VM_REQUIRES_NET": "the VM needs a network that this host has no interface on",
     "TASK_CANCELLED": "the task was cancelled",
     "VDI_IN_USE": "the disk is in use",
     "VM_REQUIRES_SR": "the VM needs a storage repository that this host cannot reach",

@@ -156,6 +156,14 @@ def _free_device(ctx: Call, vm: str, cls: str, key: str, field: str) -> str:
     return str(n)
 
 
+@handler("VM.get_allowed_VBD_devices")
+async def allowed_vbd_devices(ctx: Call, vm: str) -> list[str]:
+    """The positions a new VBD of the VM may take: 0 to 254 less those its VBDs hold, as current xapi."""
+    vbds = ctx.db.records("VBD")
+    used = {vbds[d]["userdevice"] for d in record_of(ctx, "VM", vm)["VBDs"] if d in vbds}
+    return [str(n) for n in range(255) if str(n) not in used]
+
+
 @handler("VBD.create")
 async def vbd_create(ctx: Call, fields: dict[str, Any]) -> str:
     """Attach a disk or CD drive to a VM (plugged later by VBD.plug or the VM's start)."""

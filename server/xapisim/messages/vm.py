@@ -10,8 +10,7 @@ simulated guest has its PV tools); halting takes them away again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ..console import sync_consoles
@@ -19,6 +18,7 @@ from ..database import Database
 from ..dispatch import Call, handler
 from ..errors import Failure
 from ..generic import record_of
+from ..operations import holding
 from ..values import NULL_REF, now
 
 ANY = ("halted", "paused", "suspended", "running")
@@ -161,24 +161,9 @@ def vm_of(ctx: Call, ref: str) -> dict[str, Any]:
     return record_of(ctx, "VM", ref)
 
 
-@asynccontextmanager
-async def operation(ctx: Call, ref: str, op: str) -> AsyncIterator[dict[str, Any]]:
+def operation(ctx: Call, ref: str, op: str) -> AbstractAsyncContextManager[dict[str, Any]]:
     """Check ``op``, hold it in current_operations while it runs, and recompute allowed operations."""
-    vm = vm_of(ctx, ref)
-    failure = check_operation(ctx.db, ref, vm, op)
-    if failure is not None:
-        raise failure
-    key = ctx.op_key
-    ctx.db.update("VM", ref, current_operations={**vm["current_operations"], key: op})
-    update_allowed_operations(ctx.db, ref)
-    try:
-        yield vm
-    finally:
-        now_vm = ctx.db.get("VM", ref)
-        if now_vm is not None:
-            ops = {k: v for k, v in now_vm["current_operations"].items() if k != key}
-            ctx.db.update("VM", ref, current_operations=ops)
-            update_allowed_operations(ctx.db, ref)
+    return holding(ctx, "VM", ref, op, check_operation, update_allowed_operations)
 
 
 # --- state changes -------------------------------------------------------------------------------
@@ -201,6 +186,60 @@ def choose_host(ctx: Call, vm: dict[str, Any], wanted: str | None = None) -> str
     if not candidates:
         raise Failure("NO_HOSTS_AVAILABLE")
     return min(candidates, key=lambda h: len(ctx.db.records("host")[h]["resident_VMs"]))
+
+
+def memory_needed(vm: dict[str, Any]) -> int:
+    """The host memory a running VM takes: what its domain is given (dynamic max) and its overhead."""
+    return int(vm["memory_overhead"]) + int(vm["memory_dynamic_max"] or vm["memory_static_max"])
+
+
+def host_free_memory(db: Database, host: str) -> int:
+    """A host's memory left for more domains (``host.compute_free_memory``): its total, less the host's
+    own overhead and what each VM running or about to run there takes, the control domain included."""
+    record = db.records("host")[host]
+    metrics = db.get("host_metrics", record["metrics"]) or {}
+    used = int(record["memory_overhead"]) + sum(
+        memory_needed(vm)
+        for vm in db.records("VM").values()
+        if host in (vm["resident_on"], vm["scheduled_to_be_resident_on"])
+    )
+    return int(metrics.get("memory_total") or 0) - used
+
+
+def boot_failure(ctx: Call, ref: str, vm: dict[str, Any], host: str, memory: bool = True) -> Failure | None:
+    """Why the VM cannot run on ``host`` (xapi's ``assert_can_boot_here``), or None.
+
+    In xapi's order: the host disabled or offline, an SR of the VM's disks not plugged there
+    (VM_REQUIRES_SR), a network of its interfaces with no PIF there (VM_REQUIRES_NET; a host-internal
+    network, with no PIF anywhere, is everywhere), then with ``memory`` too little free memory
+    (HOST_NOT_ENOUGH_FREE_MEMORY, needed then available).
+    """
+    db = ctx.db
+    target, record = ctx.pool.hosts.get(host), db.get("host", host)
+    if target is None or record is None:
+        return Failure("HANDLE_INVALID", "host", host)
+    if not record["enabled"]:
+        return Failure("HOST_DISABLED", host)
+    if not target.up:
+        return Failure("HOST_OFFLINE", host)
+    pbds = (db.get("PBD", p) for p in record["PBDs"])
+    plugged = {pbd["SR"] for pbd in pbds if pbd is not None and pbd["currently_attached"]}
+    for vbd_ref in vm["VBDs"]:
+        vbd = db.get("VBD", vbd_ref)
+        vdi = db.get("VDI", vbd["VDI"]) if vbd is not None and not vbd["empty"] else None
+        if vdi is not None and vdi["SR"] not in plugged:
+            return Failure("VM_REQUIRES_SR", ref, vdi["SR"])
+    here = {pif["network"] for pif in (db.get("PIF", p) for p in record["PIFs"]) if pif is not None}
+    for vif_ref in vm["VIFs"]:
+        vif = db.get("VIF", vif_ref)
+        network = db.get("network", vif["network"]) if vif is not None else None
+        if vif is not None and network is not None and network["PIFs"] and vif["network"] not in here:
+            return Failure("VM_REQUIRES_NET", ref, vif["network"])
+    if memory and vm["resident_on"] != host:
+        needed, free = memory_needed(vm), host_free_memory(db, host)
+        if needed > free:
+            return Failure("HOST_NOT_ENOUGH_FREE_MEMORY", needed, free)
+    return None
 
 
 def _next_domid(ctx: Call, host: str) -> int:
@@ -453,9 +492,15 @@ def _drop_suspend_vdi(ctx: Call, ref: str) -> None:
 
 @handler("VM.pool_migrate")
 async def pool_migrate(ctx: Call, ref: str, host: str, options: dict[str, str]) -> str:
-    """Move a running VM to another host of the pool (live: it keeps running, with a new domain there)."""
+    """Move a running VM to another host of the pool, live: it keeps running, with a new domain there.
+
+    The target must see the VM's disks and networks and have the memory for it (:func:`boot_failure`).
+    """
     async with operation(ctx, ref, "pool_migrate") as vm:
         target = choose_host(ctx, vm, host)
+        failure = boot_failure(ctx, ref, vm, target)
+        if failure is not None:
+            raise failure
         ctx.db.update("VM", ref, scheduled_to_be_resident_on=target)
         await ctx.work()
         ctx.db.update(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ...xapi.stream import Transfer
 from ..context import Context
 from ..errors import ApiError
 
@@ -19,6 +20,19 @@ async def xapi(ctx: Context, obj: dict[str, Any], method: str, *args: Any) -> An
     """Call a XAPI method on the object's own pool, with its reference first."""
     client = ctx.services.servers.client_of(obj["$poolId"])
     return await client.call(method, obj["_xapiRef"], *args)
+
+
+async def xapi_task(
+    ctx: Context, obj: dict[str, Any], method: str, *args: Any, timeout: float = 3600.0
+) -> str:
+    """``Async.<method>`` on the object's pool, waited for as Xen Orchestra's ``callAsync`` waits: the
+    task's result (XML text), or its failure raised; the task is forgotten after."""
+    client = ctx.services.servers.client_of(obj["$poolId"])
+    task = Transfer(client, str(await client.call(f"Async.{method}", obj["_xapiRef"], *args)))
+    try:
+        return await task.result(timeout)
+    finally:
+        await task.destroy()
 
 
 async def created(ctx: Context, obj: dict[str, Any], cls: str, ref: str, timeout: float = 15.0) -> str:

@@ -2,19 +2,27 @@
 
 As Xen Orchestra does it: clone (or fully copy) the template, size it, provision the disks its template
 describes onto the chosen SR, add the extra disks asked for on their SRs, replace its interfaces with
-the ones asked for, put the install ISO in a CD drive, and boot it when asked. Should any step fail,
-the half-made VM and the disks made for it are removed.
+the ones asked for, put the install ISO in a CD drive, attach a cloud-init config drive made from
+``cloudConfig`` (and ``networkConfig``), and boot it when asked. Should any step fail, the half-made VM
+and the disks made for it, the config drive included, are removed.
+
+The config drive is Xen Orchestra's ``VM_createCloudInitConfig``: a new disk named "XO CloudConfigDrive"
+on the SR of the VM's first disk (a VM without disks cannot have one), filled through the pool's raw
+disk import, attached as a non-bootable read-write disk at the first free position other than 3 (the CD's).
 """
 
 from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from typing import Any
 
-from ...xapi import XapiClient, XapiError
+from ... import cloudinit
+from ...xapi import XapiClient, XapiError, XapiFailure
+from ...xapi.stream import upload
 from ..context import Context
-from ..errors import invalid
+from ..errors import ApiError, from_xapi, invalid
 from ..registry import Resolve, api
 from .common import created
 
@@ -66,8 +74,14 @@ def _check(ctx: Context, id_: str, types: tuple[str, ...], action: str, pool: st
                          "properties": {"method": {"type": "string", "enum": ["cdrom"]}, "repository": {"type": "string"}}},
         "bootAfterCreate": {"type": "boolean", "default": False},
         "tags": {"type": "array", "items": {"type": "string"}, "optional": True},
+        "cloudConfig": {"type": "string", "optional": True, "minLength": 0,
+                        "description": "user-data of a cloud-init config drive; {name} and {index} are replaced"},
+        "networkConfig": {"type": "string", "optional": True, "minLength": 0,
+                          "description": "network-config of the cloud-init config drive"},
+        "coreOs": {"type": "boolean", "optional": True, "description": "accepted and ignored, as Xen Orchestra does"},
     },
     resolve=(Resolve("template", ("VM-template", "VM-snapshot"), "view"),),
+    secret=("password", "cloudConfig", "networkConfig"),
 )  # fmt: skip
 async def create(
     ctx: Context, name_label: str, template: dict[str, Any], clone: bool = True, **opts: Any
@@ -94,6 +108,13 @@ async def create(
     made: list[str] = []
     try:
         await _configure(client, ref, opts, sr, disk_srs, networks, iso, made)
+        if opts.get("cloudConfig") is not None:
+            user_data = cloudinit.render(opts["cloudConfig"], name_label)
+            try:
+                await _config_drive(client, ref, name_label, user_data, opts.get("networkConfig"), made)
+            except XapiFailure as e:  # say which step failed; XAPI's code stays in the error's data
+                err = from_xapi(e)
+                raise type(err)(f"the cloud config drive could not be made: {err.message}", err.data) from e
         vm_id = await created(ctx, template, "VM", ref)
         if opts.get("bootAfterCreate"):
             await client.call("VM.start", ref, False, False)
@@ -150,6 +171,47 @@ async def _configure(
             "VM": ref, "VDI": iso["_xapiRef"], "userdevice": "autodetect", "bootable": True, "mode": "RO",
             "type": "CD", "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
             "qos_algorithm_params": {}})  # fmt: skip
+
+
+async def _config_drive(
+    client: XapiClient, ref: str, name: str, user_data: str, network_config: str | None, made: list[str]
+) -> None:
+    """Make the VM's cloud-init config drive, fill it and attach it (the disk noted in ``made`` at once)."""
+    image = cloudinit.config_drive(
+        user_data, str(await client.call("VM.get_uuid", ref)), cloudinit.hostname(name), network_config
+    )
+    vdi = await client.call("VDI.create", {
+        "name_label": cloudinit.VDI_NAME, "name_description": "", "SR": await _first_disk_sr(client, ref),
+        "virtual_size": cloudinit.disk_size(image), "type": "user", "sharable": False, "read_only": False,
+        "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})  # fmt: skip
+    made.append(vdi)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield image
+
+    await upload(client, "/import_raw_vdi", {"vdi": vdi, "format": "raw"}, body(), len(image),
+                 "Import cloud config drive")  # fmt: skip
+    allowed = await client.call("VM.get_allowed_VBD_devices", ref)
+    if not allowed:
+        raise ApiError("the VM has no free disk position left for the cloud config drive")
+    position = allowed[1] if allowed[0] == "3" and len(allowed) > 1 else allowed[0]  # 3 is the CD's
+    await client.call("VBD.create", {
+        "VM": ref, "VDI": vdi, "userdevice": position, "bootable": False, "mode": "RW", "type": "Disk",
+        "unpluggable": False, "empty": False, "other_config": {}, "qos_algorithm_type": "",
+        "qos_algorithm_params": {}})  # fmt: skip
+
+
+async def _first_disk_sr(client: XapiClient, ref: str) -> str:
+    """The SR of the VM's first disk (the lowest position), where its config drive goes."""
+    disks = []
+    for vbd in await client.call("VM.get_VBDs", ref):
+        rec = await client.call("VBD.get_record", vbd)
+        if rec["type"] != "CD" and rec["VDI"] != "OpaqueRef:NULL":
+            position = int(rec["userdevice"]) if str(rec["userdevice"]).isdigit() else 1 << 16
+            disks.append((position, rec["VDI"]))
+    if not disks:
+        raise ApiError("a cloud config drive needs a VM with a disk: its SR is where the drive goes")
+    return str(await client.call("VDI.get_SR", min(disks)[1]))
 
 
 async def _undo(client: XapiClient, ref: str, made: list[str]) -> None:

@@ -1,0 +1,111 @@
+"""The simulator's injected faults (POST /faults): calls fail on demand, after xapi's checks, changing nothing."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from ..simproc import XapiFailure, jsonrpc
+
+pytestmark = pytest.mark.integration
+
+
+def login(sim) -> tuple[str, str]:
+    url = sim.master().url
+    return url, jsonrpc(url, "session.login_with_password", sim.user, sim.password, "2.0", "t")
+
+
+def halted_vm(url: str, s: str) -> str:
+    """A VM of the bundled pool (all run), shut down."""
+    vm = jsonrpc(url, "VM.get_by_name_label", s, "16local")[0]
+    if jsonrpc(url, "VM.get_power_state", s, vm) != "Halted":
+        jsonrpc(url, "VM.hard_shutdown", s, vm)
+    return str(vm)
+
+
+def test_faults_fail_the_calls_they_name_then_disarm(sim):
+    url, s = login(sim)
+    vm = halted_vm(url, s)
+    armed = sim.ctl(
+        "POST",
+        "/faults",
+        {"method": "VM.set_name_label", "error": ["SR_FULL", "1", "2"], "skip": 1, "times": 2},
+    )
+    assert armed == [{"method": "VM.set_name_label", "error": ["SR_FULL", "1", "2"], "skip": 1, "times": 2, "fired": 0}]  # fmt: skip
+
+    # Calls that fail xapi's own checks do not count: the fault waits for a call that would run.
+    with pytest.raises(XapiFailure) as e:
+        jsonrpc(url, "VM.set_name_label", s, vm)
+    assert e.value.details[0] == "MESSAGE_PARAMETER_COUNT_MISMATCH"
+    jsonrpc(url, "VM.set_name_label", s, vm, "first")  # skipped
+    for label in ("second", "third"):
+        with pytest.raises(XapiFailure) as e:
+            jsonrpc(url, "VM.set_name_label", s, vm, label)
+        assert e.value.details == ["SR_FULL", "1", "2"]
+    assert jsonrpc(url, "VM.get_name_label", s, vm) == "first"  # the failed calls changed nothing
+    assert sim.ctl("GET", "/faults") == []
+    jsonrpc(url, "VM.set_name_label", s, vm, "fourth")
+    assert jsonrpc(url, "VM.get_name_label", s, vm) == "fourth"
+
+
+def test_an_async_call_fails_on_its_task_and_times_0_lasts_until_cleared(sim):
+    url, s = login(sim)
+    vm = halted_vm(url, s)
+    sim.ctl("POST", "/faults", {"method": "Async.VM.start", "error": ["NO_HOSTS_AVAILABLE"], "times": 0})
+    for _ in range(2):
+        task = jsonrpc(url, "Async.VM.start", s, vm, False, False)
+        deadline = time.monotonic() + 10
+        while (rec := jsonrpc(url, "task.get_record", s, task))["status"] == "pending":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert rec["status"] == "failure" and rec["error_info"] == ["NO_HOSTS_AVAILABLE"]
+        with pytest.raises(XapiFailure):  # the plain call meets the same fault
+            jsonrpc(url, "VM.start", s, vm, False, False)
+    assert sim.ctl("DELETE", "/faults") == {"cleared": 1}
+    jsonrpc(url, "VM.start", s, vm, False, False)
+    assert jsonrpc(url, "VM.get_power_state", s, vm) == "Running"
+
+
+def test_a_raw_upload_fault_fails_the_task_after_the_body(sim):
+    url, s = login(sim)
+    sr = next(r for r, v in sorted(jsonrpc(url, "SR.get_all_records", s).items()) if v["content_type"] != "iso" and v["type"] != "udev")  # fmt: skip
+    vdi = jsonrpc(url, "VDI.create", s, {"name_label": "d", "SR": sr, "virtual_size": 1 << 20, "type": "user",
+                                          "sharable": False, "read_only": False, "other_config": {}})  # fmt: skip
+    task = jsonrpc(url, "task.create", s, "upload", "")
+    sim.ctl("POST", "/faults", {"method": "/import_raw_vdi", "error": ["VDI_IO_ERROR", "injected"]})
+    query = urllib.parse.urlencode({"session_id": s, "vdi": vdi, "task_id": task, "format": "raw"})
+    req = urllib.request.Request(f"{url}/import_raw_vdi?{query}", data=b"x" * 4096, method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=30)
+    e.value.close()
+    assert e.value.code == 500
+    rec = jsonrpc(url, "task.get_record", s, task)
+    assert rec["status"] == "failure" and rec["error_info"] == ["VDI_IO_ERROR", "injected"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"method": "VM.no_such_thing", "error": ["X"]}, "no method VM.no_such_thing"),
+        ({"method": "/export", "error": ["X"]}, "must be a XAPI method"),
+        ({"method": "VM.start", "error": []}, "error must be a list"),
+        ({"method": "VM.start", "error": ["X"], "times": -1}, "times must be"),
+    ],
+)
+def test_bad_faults_are_refused(shared_sim, body, message):
+    with pytest.raises(urllib.error.HTTPError) as e:
+        shared_sim.ctl("POST", "/faults", body)
+    with e.value:
+        assert e.value.code == 400 and message in e.value.read().decode()
+
+
+def test_allowed_vbd_devices_are_the_free_positions(shared_sim):
+    url, s = login(shared_sim)
+    vm = jsonrpc(url, "VM.get_by_name_label", s, "23shared")[0]
+    used = {jsonrpc(url, "VBD.get_userdevice", s, b) for b in jsonrpc(url, "VM.get_VBDs", s, vm)}
+    allowed = jsonrpc(url, "VM.get_allowed_VBD_devices", s, vm)
+    assert allowed == [str(n) for n in range(255) if str(n) not in used]
