@@ -5,6 +5,7 @@
                      check | reset-admin-password [EMAIL] [--password-stdin]
                      proxy apply setup|ready | tls show | tls install CERT KEY
                      update status | check | apply [--bundle FILE | --version V] [--force] | rollback | serve
+                     guest-metrics [--once] [--interval SECONDS]
 
 Exit status: 0 done, 1 failed (the message says why), 2 wrong usage.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import tls
+from . import guest_metrics, tls
 from .check import run_checks
 from .completion import reset_password
 from .errors import ApplianceError
@@ -64,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     cert.add_argument("action", choices=["show", "install"])
     cert.add_argument("files", nargs="*", type=Path, metavar="CERT KEY")
     update_cli.add_parser(sub)
+    metrics = sub.add_parser("guest-metrics", help="report the addresses and OS to the pool through XenStore")
+    metrics.add_argument("--once", action="store_true", help="report once, then exit")
+    metrics.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+                         help="rewrite every key this often (default 60); addresses are checked every 5 s")  # fmt: skip
     return p
 
 
@@ -183,6 +188,11 @@ def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _guest_metrics(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    guest_metrics.serve(layout, settings, args.interval, once=args.once)
+    return 0
+
+
 COMMANDS = {
     "firstboot": _firstboot,
     "wizard": _wizard,
@@ -193,6 +203,7 @@ COMMANDS = {
     "proxy": _proxy,
     "tls": _tls,
     "update": update_cli.run,
+    "guest-metrics": _guest_metrics,
 }
 
 if __name__ == "__main__":

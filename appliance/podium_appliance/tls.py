@@ -66,24 +66,29 @@ class CertInfo:
 # Addresses
 
 
-def local_addresses() -> list[str]:
-    """The machine's IPv4 and IPv6 addresses, without loopback and link-local; empty when ``ip`` fails."""
+def ip_links() -> list[Any]:
+    """``ip -j addr show``, parsed: one dict per interface; empty (and said) when ``ip`` fails."""
     try:
-        out = system.run(["ip", "-j", "addr", "show"], "listing the addresses", timeout=10)
-        links = json.loads(out)
+        links = json.loads(system.run(["ip", "-j", "addr", "show"], "listing the addresses", timeout=10))
     except (ApplianceError, OSError, ValueError) as e:
         log.warning("cannot list the machine's addresses: %s", getattr(e, "message", e))
         return []
+    return links if isinstance(links, list) else []
+
+
+def local_addresses() -> list[str]:
+    """The machine's IPv4 and IPv6 addresses, without loopback and link-local; empty when ``ip`` fails."""
     found: list[str] = []
-    for link in links if isinstance(links, list) else []:
+    for link in ip_links():
         for entry in link.get("addr_info", []) if isinstance(link, dict) else []:
-            address = _usable_address(entry)
+            address = usable_address(entry)
             if address is not None and address not in found:
                 found.append(address)
     return found
 
 
-def _usable_address(entry: Any) -> str | None:
+def usable_address(entry: Any) -> str | None:
+    """The address of one ``addr_info`` entry of ``ip -j addr``, None for loopback, link-local or junk."""
     if not isinstance(entry, dict) or entry.get("scope") in ("host", "link"):
         return None
     try:

@@ -3,6 +3,7 @@
 ``vm-data/admin-account`` (JSON ``{"email": …, "password": …}``), ``vm-data/ip``, ``netmask``, ``gateway``,
 ``dns``, ``ntp``. They are read once and erased (the password must not stay readable in XenStore). Where
 no XenStore exists (tests, a laptop) a folder stands in: ``var/lib/podium-appliance/xenstore/vm-data/<key>``.
+The guest metrics (:mod:`.guest_metrics`) write their keys through the same stores.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from . import system
 from .errors import ApplianceError
 from .layout import Layout, Settings
 from .network import NetworkConfig, static_config
@@ -25,25 +27,33 @@ KEYS = ("admin-account", "ip", "netmask", "gateway", "dns", "ntp")
 
 
 class Store(Protocol):
-    """Read and remove keys relative to the VM's own XenStore folder."""
+    """Read, write and remove keys relative to the VM's own XenStore folder."""
 
     def read(self, key: str) -> str | None:
         """The key's value, or None when absent."""
 
+    def write(self, key: str, value: str) -> None:
+        """Set the key, making its parents as needed; an ApplianceError when the store refuses."""
+
     def remove(self, key: str) -> None:
-        """Erase the key (absent is fine)."""
+        """Erase the key and the keys below it (absent is fine)."""
 
 
 class CommandStore:
-    """The real XenStore, through xenstore-read / xenstore-rm (package xenstore-utils)."""
+    """The real XenStore, through xenstore-read / xenstore-write / xenstore-rm (package xenstore-utils)."""
 
     def read(self, key: str) -> str | None:
         """The key's value, or None when absent."""
         done = subprocess.run(["xenstore-read", key], capture_output=True, text=True, check=False)
         return done.stdout.rstrip("\n") if done.returncode == 0 else None
 
+    def write(self, key: str, value: str) -> None:
+        """Set the key, making its parents as needed."""
+        # "--": a value starting with "-" is not an option
+        system.run(["xenstore-write", "--", key, value], f"writing {key} to XenStore", timeout=10)
+
     def remove(self, key: str) -> None:
-        """Erase the key."""
+        """Erase the key and the keys below it."""
         subprocess.run(["xenstore-rm", key], capture_output=True, check=False)
 
 
@@ -65,9 +75,19 @@ class FileStore:
         except FileNotFoundError:
             return None
 
+    def write(self, key: str, value: str) -> None:
+        """Set the key, making its parents as needed."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value)
+
     def remove(self, key: str) -> None:
-        """Erase the key."""
-        self._path(key).unlink(missing_ok=True)
+        """Erase the key and the keys below it, as xenstore-rm does."""
+        path = self._path(key)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def open_store(layout: Layout, settings: Settings) -> Store | None:
