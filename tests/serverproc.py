@@ -167,3 +167,20 @@ async def admin_on(data_dir: Path, sim: Any, pools: tuple[int, ...] = (0,)) -> A
             yield api
     finally:
         srv.stop()
+
+
+async def obj(api: Api, id_: str) -> dict[str, Any] | None:
+    """One object by id as the signed-in user sees it (None: missing or invisible)."""
+    result: dict[str, Any] | None = (await api.call("xo.getAllObjects", {"filter": {"id": id_}})).get(id_)
+    return result
+
+
+async def until(api: Api, id_: str, check: Any, timeout: float = 20.0) -> dict[str, Any]:
+    """The object once ``check(object)`` holds (the cache follows XAPI's events), within ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        o = await obj(api, id_)
+        if o is not None and check(o):
+            return o
+        assert asyncio.get_running_loop().time() < deadline, f"{id_} never reached the expected state: {o}"
+        await asyncio.sleep(0.05)

@@ -10,7 +10,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..serverproc import Api, ApiError
+from ..serverproc import Api, ApiError, obj, until
 
 pytestmark = pytest.mark.integration
 
@@ -20,20 +20,6 @@ async def objects(api: Api, type_: str) -> dict[str, dict[str, Any]]:
     return {
         o["name_label"]: o for o in (await api.call("xo.getAllObjects", {"filter": {"type": type_}})).values()
     }
-
-
-async def obj(api: Api, id_: str) -> dict[str, Any] | None:
-    return (await api.call("xo.getAllObjects", {"filter": {"id": id_}})).get(id_)
-
-
-async def until(api: Api, id_: str, check, timeout: float = 20.0) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        o = await obj(api, id_)
-        if o is not None and check(o):
-            return o
-        assert asyncio.get_running_loop().time() < deadline, f"{id_} never reached the expected state: {o}"
-        await asyncio.sleep(0.05)
 
 
 async def refused(api: Api, method: str, params: dict[str, Any]) -> ApiError:

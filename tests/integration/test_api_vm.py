@@ -6,23 +6,9 @@ import asyncio
 
 import pytest
 
-from ..serverproc import Api, ApiError
+from ..serverproc import ApiError, obj, until
 
 pytestmark = pytest.mark.integration
-
-
-async def obj(api: Api, id_: str) -> dict | None:
-    return (await api.call("xo.getAllObjects", {"filter": {"id": id_}})).get(id_)
-
-
-async def until(api: Api, id_: str, check, timeout: float = 10.0) -> dict:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        o = await obj(api, id_)
-        if o is not None and check(o):
-            return o
-        assert asyncio.get_running_loop().time() < deadline, f"{id_} never reached the expected state: {o}"
-        await asyncio.sleep(0.05)
 
 
 async def test_api_vm_methods_change_what_they_say(podium_api):
