@@ -18,7 +18,12 @@ SYSTEM_PACKAGES := \
 	chromium:'command -v chromium' \
 	xva-img
 
-.PHONY: help setup run test lint format bench bundle clean
+# What `make xva` and `make image-test` need besides the above.
+IMAGE_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap fdisk e2fsprogs openssh-client
+# The public keys the image trusts for updates (make_bundle makes a development key and this keyring).
+KEYRING ?= build/keys/keyring.json
+
+.PHONY: help setup run test lint format bench bundle xva image-test clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +67,21 @@ bench: setup ## Run the benchmarks in tests/bench and print their figures
 
 bundle: $(STAMPS)/venv ## Build a signed update bundle of this tree in build/bundles (BUNDLE_ARGS="--version 0.2.0 ...")
 	$(BIN)/python scripts/make_bundle.py $(BUNDLE_ARGS)
+
+$(STAMPS)/image-system: scripts/ensure-system-packages Makefile | $(STAMPS)/system
+	@scripts/ensure-system-packages $(IMAGE_PACKAGES)
+	@touch $@
+
+$(STAMPS)/image-venv: pyproject.toml $(STAMPS)/venv
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,image]'
+	@touch $@
+
+xva: $(STAMPS)/image-system $(STAMPS)/image-venv ## Build the appliance image build/podium-appliance-<version>.xva (Packer, Ansible, qemu)
+	@mkdir -p build && $(BIN)/python scripts/make_bundle.py $(BUNDLE_ARGS) > build/.xva-bundle
+	@$(BIN)/python image/build.py --bundle "$$(cat build/.xva-bundle)" --keyring $(KEYRING) $(XVA_ARGS)
+
+image-test: xva ## Boot the appliance image in qemu and test it over SSH (testinfra)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/image
 
 clean: ## Remove the venv, node modules and build stamps
 	rm -rf $(VENV) $(STAMPS) tests/node/node_modules build *.egg-info server/*.egg-info

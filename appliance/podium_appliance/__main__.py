@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -103,7 +104,9 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
         async def wait() -> None:
             await app["wizard"].finished.wait()
             await asyncio.sleep(2)  # the last page reaches the browser first
-            raise web.GracefulExit()
+            # run_app turns SIGTERM into a graceful exit; raising GracefulExit in this task instead would
+            # end in a logged traceback
+            signal.raise_signal(signal.SIGTERM)
 
         app["stopper"] = asyncio.get_running_loop().create_task(wait())
 

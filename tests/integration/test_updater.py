@@ -4,13 +4,16 @@ itself, rollback on demand, refusals, and the updater killed at every phase of a
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,13 +72,29 @@ def appliance(
     """An appliance with the old release installed (the image build's first install) and set up."""
     factory.ensure_key()
     box = make_appliance(tmp_path_factory.mktemp("appliance"), factory.keyring_path)
-    done = box.update("apply", "--bundle", str(bundles[OLD]))
+    # as the image build does it: the updater's code from the bundle's own wheels, unpacked onto PYTHONPATH
+    site = bootstrap_site(bundles[OLD], tmp_path_factory.mktemp("bootstrap"))
+    done = box.update("apply", "--bundle", str(bundles[OLD]), env={"PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr
     assert box.current() == OLD
     box.set_up()
     box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
     yield box
     box.stop()
+
+
+def bootstrap_site(bundle: Path, folder: Path) -> Path:
+    """provisioning's first install: every wheel of the bundle unpacked into one folder."""
+    with tarfile.open(bundle) as outer:
+        payload = outer.extractfile("payload.tar")
+        assert payload is not None
+        with tarfile.open(fileobj=payload, mode="r|") as inner:
+            for member in inner:
+                data = inner.extractfile(member) if member.name.endswith(".whl") else None
+                if data is not None:
+                    with zipfile.ZipFile(io.BytesIO(data.read())) as wheel:
+                        wheel.extractall(folder)
+    return folder
 
 
 def users(box: Appliance) -> set[str]:
@@ -86,6 +105,8 @@ def users(box: Appliance) -> set[str]:
 def test_first_install_made_a_working_release(appliance: Appliance) -> None:
     release = appliance.layout.releases / OLD
     assert (release / "release.json").is_file()
+    # its own copy of Podium, whatever the installing process had on its PYTHONPATH
+    assert (release / "bin" / "podium-appliance").is_file() and (release / "bin" / "podium-server").is_file()
     assert os.readlink(appliance.layout.current) == f"releases/{OLD}"
     (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
     assert version == OLD

@@ -67,6 +67,14 @@ class Busy(ApplianceError):
     """Another update is under way."""
 
 
+def release_env() -> dict[str, str]:
+    """The environment for a release's pip and Python: nothing of the caller's Python settings. A PYTHONPATH
+    (the image build runs the first install from unpacked wheels on it) would make pip see Podium as installed
+    already and install nothing, and the trial import succeed on code outside the release."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_", "VIRTUAL_ENV"))}
+    return {**env, "PIP_CONFIG_FILE": os.devnull}
+
+
 class Updater:
     """Upgrades, rollbacks and recovery of one appliance (under its layout's root)."""
 
@@ -272,7 +280,7 @@ class Updater:
             timeout=300,
         )
         wheels = self.staging / "wheels"
-        env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+        env = release_env()
         pip = [str(release / "bin" / "python"), "-m", "pip", "install", "--isolated", "--no-index",
                "--find-links", str(wheels), "--no-cache-dir", "--disable-pip-version-check",
                "--progress-bar", "off", f"podium=={target}"]  # fmt: skip
@@ -282,8 +290,16 @@ class Updater:
             raise ApplianceError(
                 f"installing {target}'s wheels failed: {lines[-1] if lines else done.returncode}"
             )
-        said = run([str(release / "bin" / "python"), "-c", "import podium, podium_appliance; print(podium.__version__)"],
-                   f"trying {target}'s code")  # fmt: skip
+        trial = [
+            str(release / "bin" / "python"),
+            "-c",
+            "import podium, podium_appliance; print(podium.__version__)",
+        ]
+        tried = subprocess.run(trial, capture_output=True, text=True, env=env, timeout=120, check=False)
+        said = tried.stdout
+        if tried.returncode != 0:
+            lines = [line for line in tried.stderr.splitlines() if line.strip()]
+            raise ApplianceError(f"trying {target}'s code failed: {lines[-1] if lines else tried.returncode}")
         if said.strip() != target:
             raise ApplianceError(f"the bundle's code says it is version {said.strip()}, not {target}")
         rootfs = self.staging / "rootfs"
