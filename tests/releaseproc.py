@@ -102,7 +102,12 @@ class Appliance:
             for call_id, (method, params) in enumerate(todo, 1):
                 await ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
                 while True:
-                    reply = json.loads((await ws.receive()).data)
+                    message = await ws.receive()
+                    if message.type != aiohttp.WSMsgType.TEXT:  # a server restarting closes its sockets
+                        raise AssertionError(
+                            f"{method}: the server closed the connection ({message.type.name})"
+                        )
+                    reply = json.loads(message.data)
                     if reply.get("id") == call_id:
                         break
                 if "error" in reply:
