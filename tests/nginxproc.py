@@ -86,13 +86,7 @@ class Nginx:
 
     def served_fingerprint(self) -> str:
         """The SHA-256 fingerprint of the certificate a new TLS connection gets, as CertInfo writes it."""
-        with (
-            socket.create_connection(("127.0.0.1", self.https_port), timeout=10) as sock,
-            ssl._create_unverified_context().wrap_socket(sock) as conn,
-        ):
-            der = conn.getpeercert(binary_form=True)
-        assert der is not None
-        return hashlib.sha256(der).digest().hex(":").upper()
+        return served_fingerprint(self.https_port)
 
     def worker_pids(self, include_old: bool = False) -> list[int]:
         """The master's workers; with ``include_old``, also those finishing after a reload."""
@@ -412,3 +406,15 @@ async def vm_round_trip(
     if status != 200:
         raise AssertionError(f"the export {via} answered {status}")
     return RoundTrip(vm, sizes, up, down)
+
+
+def served_fingerprint(port: int, host: str = "127.0.0.1") -> str:
+    """The SHA-256 fingerprint of the certificate a new TLS connection to ``host:port`` gets, as CertInfo
+    writes it."""
+    with (
+        socket.create_connection((host, port), timeout=10) as sock,
+        ssl._create_unverified_context().wrap_socket(sock) as conn,
+    ):
+        der = conn.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).digest().hex(":").upper()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .vmproc import Vm, free_port, newest_xva, unpack
+from ..serverproc import free_port
+from .vmproc import Vm, newest_xva, unpack
 
 #: Under TCG a minimal Debian boots in about 40 s; the appliance's first boot also makes its certificate.
 BOOT_SECONDS = 300

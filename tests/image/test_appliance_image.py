@@ -12,7 +12,6 @@ import http.client
 import json
 import re
 import shutil
-import ssl
 import subprocess
 import sys
 import time
@@ -24,10 +23,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ..nginxproc import served_fingerprint
 from ..simproc import jsonrpc, start_sim
 from ..updateproc import BundleFactory
 from .conftest import BOOT_SECONDS
-from .vmproc import BUILD, ROOT, UPDATE_ADDRESS, Vm
+from .vmproc import BUILD, ROOT, UPDATE_ADDRESS, Vm, insecure_tls
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1500)]
 
@@ -47,23 +47,6 @@ def version_of(xva: Path) -> str:
 def bumped(version: str) -> str:
     parts = [int(p) for p in version.split(".")[:3]]
     return f"{parts[0]}.{parts[1]}.{parts[2] + 1}"
-
-
-def insecure() -> ssl.SSLContext:
-    """TLS without verification: the appliance's first certificate is self-signed; tests compare its
-    fingerprint with the one on the console instead."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def served_fingerprint(port: int) -> str:
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=insecure())
-    conn.connect()
-    der = conn.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
-    conn.close()
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
 
 
 # -- the XVA ---------------------------------------------------------------------------------------------
@@ -198,7 +181,7 @@ def test_image_serves_the_wizard_over_https(vm: Vm):
     status, location = resp.status, resp.getheader("Location", "")
     conn.close()
     assert status in (301, 308) and location.startswith("https://")
-    conn = http.client.HTTPSConnection("127.0.0.1", vm.ports[443], timeout=30, context=insecure())
+    conn = http.client.HTTPSConnection("127.0.0.1", vm.ports[443], timeout=30, context=insecure_tls())
     conn.request("GET", "/setup/")
     resp = conn.getresponse()
     status, page = resp.status, resp.read().decode()
@@ -228,7 +211,7 @@ async def _api(vm: Vm, *calls: tuple[str, dict[str, Any]], timeout: float = 60) 
     """JSON-RPC calls through nginx over HTTPS, signed in as the admin; the results."""
     results = []
     url = f"wss://127.0.0.1:{vm.ports[443]}/api/"
-    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=insecure()) as ws:
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, ssl=insecure_tls()) as ws:
         todo = [("session.signIn", {"email": ADMIN, "password": PASSWORD}), *calls]
         for call_id, (method, params) in enumerate(todo, 1):
             await ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
@@ -258,7 +241,7 @@ async def test_image_wizard_completes_and_the_admin_signs_in(vm: Vm):
     base = f"https://127.0.0.1:{vm.ports[443]}"
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address
     # a connection per request: the certificate step reloads nginx, which closes idle kept-alive connections
-    connector = aiohttp.TCPConnector(ssl=insecure(), force_close=True)
+    connector = aiohttp.TCPConnector(ssl=insecure_tls(), force_close=True)
     async with aiohttp.ClientSession(cookie_jar=jar, connector=connector) as http:
         async with http.post(f"{base}/setup/code", data={"code": code}, allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"] == "/setup/admin", await resp.text()

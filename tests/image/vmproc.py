@@ -14,7 +14,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -25,6 +24,8 @@ import testinfra
 
 from podium.xva import extract, read_header
 
+from ..serverproc import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
 #: Where the root file system starts on the image's disk (image/build.py).
@@ -33,10 +34,13 @@ PARTITION_OFFSET = 1024**2
 UPDATE_ADDRESS = "10.0.2.100"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def insecure_tls() -> ssl.SSLContext:
+    """TLS without verification: the appliance's first certificate is self-signed (tests compare its
+    fingerprint with the one on the console instead)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def newest_xva() -> Path:
@@ -196,8 +200,7 @@ class Vm:
 
     def wait_https(self, path: str, seconds: float) -> float:
         """Seconds since power-on until nginx answers ``path`` with 200 over HTTPS."""
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        context = insecure_tls()
         deadline = time.monotonic() + seconds
         while True:
             self._check_running()
