@@ -152,7 +152,7 @@ def test_appliance_a_failing_first_boot_step_still_shows_the_way_in(tmp_path):
             "Podium: the deployed network settings failed: applying the network configuration: no networkd"
             in out
         )
-        assert "Podium is set up" in out  # the rest went on: the admin from the keys is there
+        assert "Podium is set up" in out, out  # the rest went on: the admin from the keys is there
         assert list((stack.layout.xenstore_standin / "vm-data").iterdir()) == []
     finally:
         stack.stop()

@@ -11,12 +11,14 @@ import asyncio
 import hashlib
 import itertools
 import json
-import ssl
 import urllib.parse
 from typing import Any
 
 import aiohttp
 
+from ..xapi import transport
+from ..xapi.errors import Unreachable
+from ..xapi.transport import Endpoint
 from .errors import ConnectError, RpcError, UsageError
 
 CONNECT_TIMEOUT = 30.0
@@ -52,21 +54,11 @@ def fingerprint_text(der: bytes) -> str:
 
 async def peer_fingerprint(url: str) -> str | None:
     """The fingerprint of the certificate a server presents, read without trusting it (None if unreachable)."""
-    parts = urllib.parse.urlsplit(url)
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, parts.port or 443, ssl=context), CONNECT_TIMEOUT
-        )
-    except (OSError, TimeoutError):
+        digest = await transport.peer_fingerprint(Endpoint.parse(url), CONNECT_TIMEOUT)
+    except (ValueError, Unreachable):
         return None
-    try:
-        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
-        return fingerprint_text(der) if der else None
-    finally:
-        writer.close()
+    return format_digest(bytes.fromhex(digest))
 
 
 class Tls:

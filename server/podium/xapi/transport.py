@@ -104,7 +104,13 @@ async def peer_fingerprint(endpoint: Endpoint, timeout: float = 10.0) -> str:
     try:
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     finally:
+        # Closed before returning, TLS's close_notify answered or not: a close left pending would outlive
+        # the caller (a wizard's request, a test's event loop) with its socket still open.
         writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 2)
+        except (OSError, TimeoutError):
+            writer.transport.abort()
     return hashlib.sha256(der).hexdigest().upper()
 
 
