@@ -1,5 +1,14 @@
-// The UI's entry point: resume with the token cookie, or sign in; sign out revokes the token.
+// The UI's entry point: resume with the token cookie, or sign in; then load every visible object into
+// the store, which the server's notifications keep live, and show the page the address names.
+// Sign out revokes the token.
 import { Api } from "./api.js";
+import { Store } from "./store.js";
+import { tasksPanel } from "./tasks.js";
+import { describe, h, toast } from "./ui.js";
+import * as home from "./views/home.js";
+import * as objectPage from "./views/object.js";
+import * as settings from "./views/settings.js";
+import * as vmPage from "./views/vm.js";
 
 const COOKIE = "authenticationToken"; // Xen Orchestra's name; the console proxy reads it too
 const LIFETIME_DAYS = 30;
@@ -16,20 +25,55 @@ function writeToken(token, days) {
 }
 
 function show(view) {
-  for (const id of ["signin", "home", "connecting"]) $(id).hidden = id !== view;
-  const focus = { signin: "email", home: "signout" }[view];
-  if (focus) $(focus).focus();
+  for (const id of ["signin", "view", "connecting"]) $(id).hidden = id !== view;
+  $("nav").hidden = $("session").hidden = view !== "view";
+  if (view === "signin") $("email").focus();
 }
 
-function signedIn(user) {
-  $("who").textContent = user.email;
-  $("welcome").textContent = `Signed in as ${user.email} (${user.permission}).`;
-  show("home");
+/** `#/vm/ID`, `#/home/VM?s=…` → a view and its parameters. */
+function route(hash) {
+  const [path, search = ""] = hash.replace(/^#/, "").split("?");
+  const query = Object.fromEntries(new URLSearchParams(search));
+  const [, section = "home", arg = ""] = path.split("/");
+  if (section === "vm" && arg) return { view: vmPage, params: { id: arg }, section: "home", title: "VM" };
+  if (objectPage.OBJECT_TYPES.includes(section) && arg) return { view: objectPage, params: { type: section, id: arg }, section: "home", title: section };
+  if (section === "settings") return { view: settings, params: { section: arg || "servers" }, section: "settings", title: "Settings" };
+  return { view: home, params: { type: arg || "VM", query }, section: "home", title: "Home" };
+}
+
+async function start(api, user) {
+  $("who").textContent = `${user.email} (${user.permission})`;
+  $("connecting").textContent = "Loading the pools…";
+  const store = new Store(api);
+  await store.load();
+  const { toggle, panel } = tasksPanel({ api, store });
+  $("tasks-slot").replaceChildren(toggle);
+  document.body.append(panel);
+  const ctx = { api, store, user, navigate: (hash) => { location.hash = hash; } };
+  const draw = () => {
+    const { view, params, section, title } = route(location.hash || "#/home/VM");
+    for (const a of $("nav").querySelectorAll("a")) {
+      if (a.dataset.section === section) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    document.title = `${title} · Podium`;
+    try {
+      $("view").replaceChildren(view.render(ctx, params));
+    } catch (error) {
+      $("view").replaceChildren(h("p", { class: "error" }, describe(error)));
+    }
+  };
+  window.addEventListener("hashchange", () => { draw(); $("view").focus({ preventScroll: true }); });
+  draw();
+  show("view");
 }
 
 async function main() {
   const api = await new Api().open();
-  api.addEventListener("close", () => { $("connecting").textContent = "Connection lost: reload the page."; show("connecting"); });
+  api.addEventListener("close", () => {
+    $("connecting").textContent = "Connection lost: reload the page.";
+    show("connecting");
+  });
   $("signin").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("signin-error").hidden = true;
@@ -40,7 +84,7 @@ async function main() {
       });
       writeToken(fresh, LIFETIME_DAYS);
       $("password").value = "";
-      signedIn(user);
+      await start(api, user);
     } catch (error) {
       $("signin-error").textContent = error.message;
       $("signin-error").hidden = false;
@@ -52,15 +96,18 @@ async function main() {
     if (current) await api.call("token.deleteOwn", { token: current }).catch(() => {});
     writeToken("", 0);
     await api.call("session.signOut").catch(() => {});
+    location.hash = "";
     location.reload();
   });
   const token = readToken();
   if (token) {
+    let user = null;
     try {
-      return signedIn(await api.call("session.signIn", { token }));
+      user = await api.call("session.signIn", { token });
     } catch {
       writeToken("", 0); // expired or revoked: sign in again
     }
+    if (user) return start(api, user);
   }
   show("signin");
 }
@@ -74,4 +121,7 @@ function browserId() {
   return id;
 }
 
-main().catch((error) => { $("connecting").textContent = error.message; });
+main().catch((error) => {
+  $("connecting").textContent = describe(error);
+  toast(describe(error), "error");
+});

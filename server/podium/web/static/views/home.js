@@ -1,0 +1,171 @@
+// Home: the pools and their hosts as a tree, and one searchable, sortable table per kind of object, with
+// Xen Orchestra's filter syntax and bulk actions on the selected VMs. Everything follows the store live.
+import { VM_ACTIONS, runOn } from "../actions.js";
+import { compile, FilterError } from "../filter.js";
+import { touches } from "../store.js";
+import { Table } from "../table.js";
+import { bytes, h, percent, powerBadge } from "../ui.js";
+
+const link = (type, obj) => h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id);
+const tags = (obj) => (obj.tags ?? []).map((t) => h("span", { class: "tag" }, t));
+
+function containerName(store, obj) {
+  const where = store.get(obj.$container);
+  return where ? where.name_label : "";
+}
+
+// What each tab shows: its type, its title and its columns.
+const KINDS = {
+  VM: {
+    title: "VMs",
+    columns: (store) => [
+      { key: "name_label", label: "Name", width: "2fr", render: (vm) => [link("vm", vm), vm.name_description ? h("small", {}, vm.name_description) : null] },
+      { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
+      { key: "$container", label: "Host or pool", value: (vm) => containerName(store, vm), render: (vm) => containerName(store, vm) },
+      { key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
+      { key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
+      { key: "mainIpAddress", label: "Address", width: "9rem" },
+      { key: "tags", label: "Tags", value: (vm) => (vm.tags ?? []).join(" "), render: tags },
+    ],
+    actions: VM_ACTIONS,
+  },
+  host: {
+    title: "Hosts",
+    columns: (store) => [
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("host", o) },
+      { key: "power_state", label: "State", width: "7rem", render: (o) => powerBadge(o.enabled === false ? "Disabled" : o.power_state) },
+      { key: "address", label: "Address", width: "9rem" },
+      { key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
+      { key: "memory", label: "Memory used", value: (o) => o.memory?.usage / (o.memory?.size || 1), render: (o) => `${bytes(o.memory?.usage)} of ${bytes(o.memory?.size)}` },
+      { key: "version", label: "Version", width: "7rem" },
+    ],
+  },
+  pool: {
+    title: "Pools",
+    columns: (store) => [
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("pool", o) },
+      { key: "master", label: "Master", value: (o) => store.get(o.master)?.name_label, render: (o) => store.get(o.master)?.name_label ?? "" },
+      { key: "hosts", label: "Hosts", width: "6rem", value: (o) => store.where("host", (x) => x.$pool === o.id).length, render: (o) => String(store.where("host", (x) => x.$pool === o.id).length) },
+      { key: "vms", label: "VMs", width: "6rem", value: (o) => store.where("VM", (x) => x.$pool === o.id).length, render: (o) => String(store.where("VM", (x) => x.$pool === o.id).length) },
+    ],
+  },
+  SR: {
+    title: "Storage",
+    columns: (store) => [
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("sr", o) },
+      { key: "SR_type", label: "Type", width: "7rem" },
+      { key: "$container", label: "Host or pool", value: (o) => containerName(store, o), render: (o) => containerName(store, o) },
+      { key: "size", label: "Size", width: "7rem", render: (o) => bytes(o.size) },
+      { key: "usage", label: "Used", width: "6rem", value: (o) => o.physical_usage / (o.size || 1), render: (o) => percent(o.physical_usage, o.size) },
+    ],
+  },
+  network: {
+    title: "Networks",
+    columns: (store) => [
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("network", o) },
+      { key: "bridge", label: "Bridge", width: "8rem" },
+      { key: "MTU", label: "MTU", width: "5rem" },
+      { key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
+    ],
+  },
+};
+
+export const HOME_TYPES = Object.keys(KINDS);
+
+/** The tree: each pool, its hosts, and how many VMs run on each; a click filters the table. */
+function tree(store, type) {
+  const nav = h("nav", { class: "tree", "aria-label": "Pools and hosts" });
+  const draw = () => {
+    const pools = store.all("pool").sort((a, b) => a.name_label.localeCompare(b.name_label));
+    nav.replaceChildren(h("ul", {}, pools.map((pool) => {
+      const hosts = store.where("host", (x) => x.$pool === pool.id).sort((a, b) => a.name_label.localeCompare(b.name_label));
+      return h("li", {},
+        h("details", { open: true },
+          h("summary", {}, h("a", { href: `#/home/${type}?s=${encodeURIComponent(`$pool:${pool.id}`)}` }, pool.name_label || pool.id)),
+          h("ul", {}, hosts.map((host) => {
+            const vms = store.where("VM", (vm) => vm.$container === host.id).length;
+            return h("li", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, host.name_label),
+              h("span", { class: "count", title: `${vms} VMs running here` }, ` ${vms}`));
+          }))));
+    })));
+  };
+  draw();
+  store.watch(nav, (detail) => { if (touches(detail, { types: ["pool", "host", "VM"] })) draw(); });
+  return nav;
+}
+
+export function render({ api, store, navigate }, { type = "VM", query = {} }) {
+  const kind = KINDS[type] ?? KINDS.VM;
+  type = KINDS[type] ? type : "VM";
+  const search = h("input", { type: "search", id: "search", value: query.s ?? "", "aria-label": "Filter", placeholder: "power_state:running name_label:web tag:prod", autocomplete: "off", spellcheck: "false" });
+  const error = h("p", { class: "filter-error", role: "status", id: "filter-error" });
+  const count = h("span", { class: "count", id: "count", "aria-live": "polite" });
+  const bar = h("div", { class: "bulk", role: "toolbar", "aria-label": "Actions on the selected", hidden: true });
+  const table = new Table(kind.columns(store), { label: kind.title, selectable: Boolean(kind.actions), onSelect: (ids) => drawBar(ids) });
+  table.el.id = "objects";
+  let predicate = () => true;
+
+  function drawBar(ids) {
+    bar.hidden = ids.size === 0;
+    if (bar.hidden) return;
+    const vms = [...ids].map((id) => store.get(id)).filter(Boolean);
+    bar.replaceChildren(h("span", {}, `${ids.size} selected`), ...kind.actions.map((action) => {
+      const button = h("button", { type: "button", class: action.danger ? "danger" : "secondary", disabled: vms.some(action.when) ? null : true,
+        onclick: async () => { button.disabled = true; await runOn(api, action, vms); button.disabled = false; } }, action.label);
+      return button;
+    }));
+  }
+
+  function compute() {
+    const all = store.all(type);
+    const shown = all.filter((o) => predicate(o));
+    count.textContent = `${shown.length} of ${all.length}`;
+    table.setRows(shown);
+  }
+
+  function setFilter(text, push) {
+    try {
+      predicate = compile(text);
+      error.textContent = "";
+      search.removeAttribute("aria-invalid");
+    } catch (e) {
+      if (!(e instanceof FilterError)) throw e;
+      error.textContent = e.message;
+      search.setAttribute("aria-invalid", "true");
+      return;
+    }
+    if (push) history.replaceState(null, "", `#/home/${type}${text ? `?s=${encodeURIComponent(text)}` : ""}`);
+    compute();
+  }
+
+  let timer = null;
+  search.addEventListener("input", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => setFilter(search.value.trim(), true), 120);
+  });
+
+  // Live: a change of the listed kind recomputes the rows (at most every 250 ms under a storm of
+  // events, so typing and scrolling stay smooth); other changes only redraw the rows in view.
+  let last = 0;
+  let pending = null;
+  const view = h("div", { class: "home" },
+    tree(store, type),
+    h("section", { class: "listing", "aria-labelledby": "home-title" },
+      h("div", { class: "tabs", role: "tablist", "aria-label": "Kinds of objects" }, HOME_TYPES.map((t) =>
+        h("a", { role: "tab", href: `#/home/${t}`, "aria-selected": t === type ? "true" : "false", class: t === type ? "current" : "" }, KINDS[t].title))),
+      h("h2", { id: "home-title", class: "visually-hidden" }, kind.title),
+      h("div", { class: "filter" }, search, count), error, bar, table.el));
+  store.watch(view, (detail) => {
+    if (!touches(detail, { types: [type] })) return table.refresh();
+    const wait = 250 - (performance.now() - last);
+    if (wait <= 0) {
+      last = performance.now();
+      compute();
+    } else if (!pending) {
+      pending = setTimeout(() => { pending = null; last = performance.now(); compute(); }, wait);
+    }
+  });
+  setFilter(query.s ?? "", false);
+  void navigate;
+  return view;
+}

@@ -1,0 +1,122 @@
+// The pages of a host, a pool, a storage repository and a network: what each is, and what it holds
+// (as the home page's live tables, filtered to it).
+import { touches } from "../store.js";
+import { Table } from "../table.js";
+import { act, bytes, confirmDialog, h, percent, powerBadge, when } from "../ui.js";
+
+const link = (type, obj) => (obj ? h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id) : "");
+const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
+
+const VM_COLUMNS = [
+  { key: "name_label", label: "Name", width: "2fr", render: (vm) => link("vm", vm) },
+  { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
+  { key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
+  { key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
+  { key: "mainIpAddress", label: "Address", width: "9rem" },
+];
+
+/** A live table of the objects of a type that pass `test`. */
+function live(store, label, type, columns, test) {
+  const table = new Table(columns, { label });
+  const compute = () => table.setRows(store.where(type, test));
+  compute();
+  store.watch(table.el, (detail) => (touches(detail, { types: [type] }) ? compute() : table.refresh()));
+  return table.el;
+}
+
+const PAGES = {
+  host: {
+    title: "Host",
+    facts: (store, o) => [
+      row("State", powerBadge(o.enabled === false ? "Disabled" : o.power_state)),
+      row("Address", o.address ?? ""), row("Pool", link("pool", store.get(o.$pool))),
+      row("Version", `${o.productBrand ?? ""} ${o.version ?? ""}`.trim()),
+      row("CPUs", String(o.CPUs?.cpu_count ?? "")), row("Memory", `${bytes(o.memory?.usage)} used of ${bytes(o.memory?.size)}`),
+      row("Started", when(o.startTime)),
+    ],
+    actions: (api, o) => [
+      o.enabled === false
+        ? h("button", { type: "button", id: "action-enable", onclick: (e) => act(e.currentTarget, () => api.call("host.enable", { id: o.id }), `${o.name_label} enabled`) }, "Enable")
+        : h("button", { type: "button", id: "action-disable", class: "secondary", onclick: async (e) => {
+          const button = e.currentTarget;
+          if (await confirmDialog({ title: `Disable ${o.name_label}`, message: "No new VM will start on this host until it is enabled again.", action: "Disable" })) {
+            act(button, () => api.call("host.disable", { id: o.id }), `${o.name_label} disabled`);
+          }
+        } }, "Disable"),
+    ],
+    holds: (store, o) => [["VMs on this host", live(store, "VMs on this host", "VM", VM_COLUMNS, (vm) => vm.$container === o.id)]],
+  },
+  pool: {
+    title: "Pool",
+    facts: (store, o) => [
+      row("Master", link("host", store.get(o.master))),
+      row("Default storage", link("sr", store.get(o.default_SR))),
+      row("Description", o.name_description ?? ""),
+    ],
+    holds: (store, o) => [
+      ["Hosts", live(store, "Hosts", "host", [
+        { key: "name_label", label: "Name", width: "2fr", render: (x) => link("host", x) },
+        { key: "power_state", label: "State", render: (x) => powerBadge(x.enabled === false ? "Disabled" : x.power_state) },
+        { key: "address", label: "Address" },
+      ], (x) => x.$pool === o.id)],
+      ["VMs", live(store, "VMs of the pool", "VM", VM_COLUMNS, (vm) => vm.$pool === o.id)],
+    ],
+  },
+  sr: {
+    title: "Storage",
+    facts: (store, o) => [
+      row("Type", o.SR_type ?? ""), row("Content", o.content_type ?? ""),
+      row("Size", bytes(o.size)), row("Used", `${bytes(o.physical_usage)} (${percent(o.physical_usage, o.size)})`),
+      row("Shared", o.shared ? "yes" : "no"), row("Host or pool", link(store.get(o.$container)?.type === "host" ? "host" : "pool", store.get(o.$container))),
+    ],
+    actions: (api, o) => [h("button", { type: "button", id: "action-scan", class: "secondary", onclick: (e) => act(e.currentTarget, () => api.call("sr.scan", { id: o.id }), `${o.name_label} rescanned`) }, "Rescan")],
+    holds: (store, o) => [["Disks", live(store, "Disks", "VDI", [
+      { key: "name_label", label: "Name", width: "2fr" },
+      { key: "size", label: "Size", render: (x) => bytes(x.size) },
+      { key: "usage", label: "Allocated", render: (x) => bytes(x.usage) },
+    ], (x) => x.$SR === o.id)]],
+  },
+  network: {
+    title: "Network",
+    facts: (store, o) => [
+      row("Bridge", o.bridge ?? ""), row("MTU", String(o.MTU ?? "")), row("Pool", link("pool", store.get(o.$pool))),
+      row("Description", o.name_description ?? ""),
+    ],
+    holds: (store, o) => [["Interfaces of VMs", live(store, "Interfaces of VMs", "VIF", [
+      { key: "VM", label: "VM", width: "2fr", value: (x) => store.get(x.$VM)?.name_label, render: (x) => link("vm", store.get(x.$VM)) },
+      { key: "device", label: "Device" }, { key: "MAC", label: "MAC" },
+    ], (x) => x.$network === o.id)]],
+  },
+};
+
+export const OBJECT_TYPES = Object.keys(PAGES);
+
+export function render({ api, store }, { type, id }) {
+  const page = PAGES[type];
+  const view = h("article", { class: `object ${type}`, "aria-labelledby": "object-title" });
+  const holds = h("div", {});
+  const head = h("div", {});
+  view.append(head, holds);
+  let drawnHolds = false;
+  const draw = () => {
+    const o = store.get(id);
+    if (!o) {
+      head.replaceChildren(h("h2", { id: "object-title" }, `${page.title} not found`), h("p", {}, "Nothing with this id is visible to you."));
+      holds.replaceChildren();
+      drawnHolds = false;
+      return;
+    }
+    head.replaceChildren(
+      h("header", {}, h("h2", { id: "object-title" }, o.name_label || o.id, h("small", {}, ` ${page.title}`)),
+        page.actions ? h("div", { class: "actions", role: "toolbar", "aria-label": `${page.title} actions` }, page.actions(api, o)) : null),
+      h("section", { "aria-labelledby": "general-title" }, h("h3", { id: "general-title" }, "General"), h("dl", {}, page.facts(store, o))));
+    if (!drawnHolds) {
+      holds.replaceChildren(...page.holds(store, o).map(([title, table], i) =>
+        h("section", { "aria-labelledby": `holds-${i}` }, h("h3", { id: `holds-${i}` }, title), table)));
+      drawnHolds = true;
+    }
+  };
+  draw();
+  store.watch(view, (detail) => { if (touches(detail, { ids: [id] })) draw(); });
+  return view;
+}

@@ -1,0 +1,171 @@
+// A VM's page: its state and actions, hardware, disks, networks, addresses, tags and snapshots, redrawn
+// live whenever the VM or one of the objects it is made of changes.
+import { VM_ACTIONS, runOn } from "../actions.js";
+import { touches } from "../store.js";
+import { act, bytes, confirmDialog, describe, h, powerBadge, toast, when } from "../ui.js";
+
+function row(label, ...value) {
+  return [h("dt", {}, label), h("dd", {}, ...value)];
+}
+
+function objLink(type, obj) {
+  return obj ? h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id) : "";
+}
+
+function disks(store, vm) {
+  const vbds = (vm.$VBDs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.position) - Number(b.position));
+  if (vbds.length === 0) return h("p", {}, "No disks.");
+  return h("table", { class: "plain", id: "disks" },
+    h("thead", {}, h("tr", {}, ["Device", "Name", "Size", "Storage", "Attached"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, vbds.map((vbd) => {
+      const vdi = store.get(vbd.VDI);
+      return h("tr", {},
+        h("td", {}, vbd.is_cd_drive ? `CD (${vbd.position})` : vbd.device ?? vbd.position),
+        h("td", {}, vdi?.name_label ?? (vbd.is_cd_drive ? "empty" : "")),
+        h("td", {}, bytes(vdi?.size)),
+        h("td", {}, objLink("sr", store.get(vdi?.$SR))),
+        h("td", {}, vbd.attached ? "yes" : "no"));
+    })));
+}
+
+function networks(store, vm) {
+  const vifs = (vm.VIFs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.device) - Number(b.device));
+  if (vifs.length === 0) return h("p", {}, "No network interfaces.");
+  return h("table", { class: "plain", id: "vifs" },
+    h("thead", {}, h("tr", {}, ["Device", "MAC", "Network", "Addresses", "Attached"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, vifs.map((vif) => {
+      const ips = Object.entries(vm.addresses ?? {}).filter(([k]) => k.startsWith(`${vif.device}/`)).map(([, ip]) => ip);
+      return h("tr", {},
+        h("td", {}, String(vif.device)), h("td", {}, h("code", {}, vif.MAC)),
+        h("td", {}, objLink("network", store.get(vif.$network))),
+        h("td", {}, ips.join(", ")), h("td", {}, vif.attached ? "yes" : "no"));
+    })));
+}
+
+function tagEditor(api, vm) {
+  const input = h("input", { type: "text", id: "new-tag", "aria-label": "New tag", placeholder: "new tag", size: 12 });
+  const add = h("form", { class: "inline", onsubmit: (e) => {
+    e.preventDefault();
+    const tag = input.value.trim();
+    if (tag) act(null, () => api.call("tag.add", { id: vm.id, tag })).then(() => { input.value = ""; });
+  } }, input, h("button", { type: "submit", class: "secondary" }, "Add"));
+  return h("div", { class: "tags" },
+    (vm.tags ?? []).map((tag) => h("span", { class: "tag" }, tag,
+      h("button", { type: "button", class: "link", "aria-label": `Remove tag ${tag}`, onclick: (e) => act(e.currentTarget, () => api.call("tag.remove", { id: vm.id, tag })) }, "×"))),
+    add);
+}
+
+async function migrate(api, store, vm) {
+  const hosts = store.where("host", (x) => x.$pool === vm.$pool && x.id !== vm.$container && x.enabled !== false);
+  if (hosts.length === 0) return toast("No other enabled host in this pool to move the VM to", "error");
+  const select = h("select", { id: "migrate-host" }, hosts.map((x) => h("option", { value: x.id }, x.name_label)));
+  const dialog = h("dialog", { "aria-labelledby": "migrate-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "migrate-title" }, `Migrate ${vm.name_label}`),
+      h("div", { class: "field" }, h("label", { for: "migrate-host" }, "To host"), select),
+      h("div", { class: "buttons" },
+        h("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); dialog.remove(); } }, "Cancel"),
+        h("button", { type: "submit" }, "Migrate"))));
+  dialog.querySelector("form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const targetHost = select.value;
+    dialog.close();
+    dialog.remove();
+    try {
+      await api.call("vm.migrate", { vm: vm.id, targetHost });
+      toast(`${vm.name_label} moved to ${store.get(targetHost)?.name_label}`);
+    } catch (error) {
+      toast(`Migrate ${vm.name_label}: ${describe(error)}`, "error");
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+async function exportVm(api, vm) {
+  const values = await confirmDialog({ title: `Export ${vm.name_label}`, message: "Download the VM as an XVA file. A running VM is exported through a snapshot.",
+    action: "Export", fields: [{ name: "compress", label: "Compress (zstd)", type: "checkbox", value: true }] });
+  if (!values) return;
+  try {
+    const { $getFrom } = await api.call("vm.export", { vm: vm.id, compress: values.compress ? "zstd" : false });
+    const a = h("a", { href: $getFrom, download: `${vm.name_label}.xva` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    toast(`Exporting ${vm.name_label}: the download has started`);
+  } catch (error) {
+    toast(`Export ${vm.name_label}: ${describe(error)}`, "error");
+  }
+}
+
+export function render({ api, store, navigate }, { id }) {
+  const view = h("article", { class: "object vm", "aria-labelledby": "object-title" });
+  let gone = false;
+  const draw = () => {
+    const vm = store.get(id);
+    if (!vm || !vm.type?.startsWith("VM")) {
+      view.replaceChildren(h("h2", { id: "object-title" }, "VM not found"),
+        h("p", {}, gone ? "This VM was deleted, or you may no longer see it." : "No VM with this id is visible to you."),
+        h("a", { href: "#/home/VM" }, "Back to the VMs"));
+      return;
+    }
+    gone = true;
+    const host = store.get(vm.$container);
+    const pool = store.get(vm.$pool);
+    const focused = document.activeElement?.id;
+    view.replaceChildren(
+      h("header", {},
+        h("h2", { id: "object-title" }, vm.name_label, " ", h("span", { id: "power-state" }, powerBadge(vm.power_state))),
+        vm.name_description ? h("p", { class: "description" }, vm.name_description) : null,
+        h("div", { class: "actions", role: "toolbar", "aria-label": "VM actions" },
+          VM_ACTIONS.filter((a) => a.when(vm)).map((action) => h("button", {
+            type: "button", id: `action-${action.id}`, class: action.danger ? "danger" : "",
+            onclick: async (e) => {
+              const button = e.currentTarget;
+              button.disabled = true;
+              const ok = await runOn(api, action, [vm]);
+              button.disabled = false;
+              if (ok && action.id === "delete") navigate("#/home/VM");
+            },
+          }, action.label)),
+          vm.power_state === "Running" ? h("button", { type: "button", id: "action-migrate", class: "secondary", onclick: () => migrate(api, store, vm) }, "Migrate") : null,
+          h("button", { type: "button", id: "action-export", class: "secondary", onclick: () => exportVm(api, vm) }, "Export"))),
+      h("section", { "aria-labelledby": "general-title" },
+        h("h3", { id: "general-title" }, "General"),
+        h("dl", {},
+          row("UUID", h("code", {}, vm.uuid ?? vm.id)),
+          row("Pool", objLink("pool", pool)),
+          row(host?.type === "host" ? "Host" : "Runs on", host?.type === "host" ? objLink("host", host) : "no host (not running)"),
+          row("Operating system", vm.os_version?.name ?? vm.os_version?.distro ?? "unknown (no guest tools)"),
+          row("Started", vm.startTime ? when(vm.startTime) : "—"),
+          row("Address", vm.mainIpAddress ?? "—"),
+          row("Tags", tagEditor(api, vm)))),
+      h("section", { "aria-labelledby": "hardware-title" },
+        h("h3", { id: "hardware-title" }, "Hardware"),
+        h("dl", {},
+          row("CPUs", `${vm.CPUs?.number ?? "?"} (up to ${vm.CPUs?.max ?? "?"})`),
+          row("Memory", bytes(vm.memory?.size)),
+          row("Virtualization", vm.virtualizationMode ?? ""))),
+      h("section", { "aria-labelledby": "disks-title" }, h("h3", { id: "disks-title" }, "Disks"), disks(store, vm)),
+      h("section", { "aria-labelledby": "vifs-title" }, h("h3", { id: "vifs-title" }, "Networks"), networks(store, vm)),
+      h("section", { "aria-labelledby": "snapshots-title" },
+        h("h3", { id: "snapshots-title" }, "Snapshots"),
+        (vm.snapshots ?? []).length === 0 ? h("p", {}, "No snapshots.")
+          : h("ul", { id: "snapshots" }, vm.snapshots.map((sid) => store.get(sid)).filter(Boolean)
+            .sort((a, b) => (a.snapshot_time ?? 0) - (b.snapshot_time ?? 0))
+            .map((s) => h("li", {}, s.name_label, " ", h("small", {}, when(s.snapshot_time)),
+              h("button", { type: "button", class: "link", onclick: async (e) => {
+                const sure = await confirmDialog({ title: `Revert ${vm.name_label}`, message: `Go back to "${s.name_label}"? Changes since are lost.`, action: "Revert", danger: true });
+                if (sure) act(e.target, () => api.call("vm.revert", { snapshot: s.id }), `${vm.name_label} reverted`);
+              } }, "Revert"))))),
+    );
+    if (focused) document.getElementById(focused)?.focus();
+  };
+  draw();
+  store.watch(view, (detail) => {
+    const vm = store.get(id);
+    const parts = vm ? [id, ...(vm.$VBDs ?? []), ...(vm.VIFs ?? []), ...(vm.snapshots ?? []), vm.$container] : [id];
+    if (touches(detail, { ids: parts, types: ["VDI"] })) draw();
+  });
+  return view;
+}

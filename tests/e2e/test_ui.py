@@ -1,0 +1,186 @@
+"""The web UI in real Chromium, in front of the real server connected to the simulated real pool.
+
+Sign in, see the pool, filter and sort, start a VM from its page and from the home page's bulk actions,
+watch a VM started by another client change state without a reload, and a user with an ACL on one VM
+who sees only that VM. Screenshots of the main pages go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server, connected, start_server
+from .conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def on_api(server: Server, work: Callable[[Api], Awaitable[Any]]) -> Any:
+    """Run ``work`` with an admin signed in on the API (in a thread: Playwright holds this one's loop)."""
+
+    async def run() -> Any:
+        async with Api(server.url) as api:
+            await api.sign_in()
+            return await work(api)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def server(tmp_path, sim) -> Iterator[Server]:
+    srv = start_server(tmp_path / "data")
+    try:
+        on_api(srv, lambda api: connected(api, sim))
+        yield srv
+    finally:
+        srv.stop()
+
+
+def sign_in(page: Page, server: Server, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
+    page.goto(server.url + "/")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("#signin button[type=submit]")
+    expect(page.locator("#who")).to_contain_text(email)
+
+
+def vms(server: Server) -> list[dict[str, Any]]:
+    objects = on_api(server, lambda api: api.call("xo.getAllObjects", {"filter": {"type": "VM"}}))
+    return sorted(objects.values(), key=lambda vm: vm["name_label"])
+
+
+def halt(server: Server, count: int) -> list[dict[str, Any]]:
+    """Power off ``count`` VMs (the bundled pool's all run) and wait until the server shows them halted."""
+
+    async def work(api: Api) -> list[dict[str, Any]]:
+        objects = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
+        chosen = sorted(objects.values(), key=lambda vm: vm["name_label"])[:count]
+        for vm in chosen:
+            await api.call("vm.stop", {"id": vm["id"], "force": True})
+        ids = {vm["id"] for vm in chosen}
+        for _ in range(200):
+            objects = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
+            if all(objects[i]["power_state"] == "Halted" for i in ids):
+                return [objects[i] for i in sorted(ids, key=lambda i: objects[i]["name_label"])]
+            await asyncio.sleep(0.05)
+        raise AssertionError("the VMs never showed halted")
+
+    return on_api(server, work)  # type: ignore[no-any-return]
+
+
+def rows(page: Page) -> Any:
+    return page.locator("#objects .spacer .row")
+
+
+def test_home_shows_the_pool_filters_sorts_and_follows_changes(server: Server, page: Page):
+    halted = halt(server, 1)
+    every = vms(server)
+    sign_in(page, server)
+    expect(page.locator("#count")).to_have_text(f"{len(every)} of {len(every)}")
+    screenshot(page, "ui-home")
+    first = rows(page).first
+    expect(first).to_contain_text(every[0]["name_label"])  # sorted by name
+
+    page.get_by_role("button", name="Name").click()  # sorted the other way
+    expect(first).to_contain_text(every[-1]["name_label"])
+    page.fill("#search", "power_state:running")
+    running = [vm for vm in every if vm["power_state"] == "Running"]
+    expect(page.locator("#count")).to_have_text(f"{len(running)} of {len(every)}")
+    assert (
+        "power_state%3Arunning" in page.url or "power_state:running" in page.url
+    )  # the filter is in the address
+    page.fill("#search", "name_label:(")
+    expect(page.locator("#filter-error")).not_to_be_empty()
+
+    # Another client starts a VM: its row changes state, no reload, no polling.
+    target = halted[0]
+    page.fill("#search", f'name_label:"{target["name_label"]}"')
+    row = rows(page).filter(has_text=target["name_label"]).first
+    expect(row).to_contain_text("Halted")
+    on_api(server, lambda api: api.call("vm.start", {"id": target["id"]}))
+    expect(row).to_contain_text("Running", timeout=5_000)
+
+    for kind, title in (("host", "Hosts"), ("pool", "Pools"), ("SR", "Storage"), ("network", "Networks")):
+        page.get_by_role("tab", name=title).click()
+        expect(page.locator("#home-title")).to_have_text(title)
+        assert page.url.endswith(f"#/home/{kind}")
+        expect(rows(page).first).to_be_visible()
+    screenshot(page, "ui-storage")
+
+
+def test_a_vm_page_starts_and_stops_the_vm(server: Server, sim, page: Page):
+    (target,) = halt(server, 1)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/vm/{target['id']}")
+    expect(page.locator("#object-title")).to_contain_text(target["name_label"])
+    expect(page.locator("#power-state")).to_have_text("Halted")
+    page.click("#action-start")
+    expect(page.locator("#power-state")).to_have_text("Running")
+    expect(page.locator("#disks")).to_be_visible()
+    screenshot(page, "ui-vm")
+
+    page.click("#action-force-stop")  # destroys: asks first; cancelling does nothing
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#power-state")).to_have_text("Running")
+    page.click("#action-force-stop")
+    page.locator("dialog").get_by_role("button", name="Force shut down").click()
+    expect(page.locator("#power-state")).to_have_text("Halted")
+
+    page.click("#action-snapshot")
+    expect(page.locator("#snapshots li")).to_have_count(1)
+
+    # A refused action says why, in a toast, and changes nothing.
+    sim.ctl("POST", "/faults", {"method": "VM.start", "error": ["NO_HOSTS_AVAILABLE"]})
+    page.click("#action-start")
+    expect(page.locator(".toast.error")).to_contain_text(f"Start {target['name_label']}")
+    expect(page.locator(".toast.error")).to_contain_text("NO_HOSTS_AVAILABLE")
+    expect(page.locator("#power-state")).to_have_text("Halted")
+    screenshot(page, "ui-vm-error")
+
+
+def test_bulk_actions_start_the_selected_vms(server: Server, page: Page):
+    halted = halt(server, 2)
+    sign_in(page, server)
+    page.fill("#search", "power_state:halted")
+    for vm in halted:
+        page.get_by_label(f"Select {vm['name_label']}").check()
+    bar = page.get_by_role("toolbar", name="Actions on the selected")
+    expect(bar).to_contain_text("2 selected")
+    bar.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator(".toast").last).to_contain_text("2 VMs started")
+    states = on_api(server, lambda api: api.call("xo.getAllObjects", {"filter": {"type": "VM"}}))
+    assert all(states[vm["id"]]["power_state"] == "Running" for vm in halted)
+
+
+def test_a_user_with_an_acl_on_one_vm_sees_only_that_vm(server: Server, page: Page):
+    target = vms(server)[0]
+
+    async def grant(api: Api) -> None:
+        user = await api.call(
+            "user.create", {"email": "viewer@podium.test", "password": "a long enough secret"}
+        )
+        await api.call("acl.add", {"subject": user, "object": target["id"], "action": "viewer"})
+
+    on_api(server, grant)
+    sign_in(page, server, "viewer@podium.test", "a long enough secret")
+    expect(page.locator("#count")).to_have_text("1 of 1")
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text(target["name_label"])
+    screenshot(page, "ui-home-viewer")
+
+
+def test_settings_list_the_servers_and_the_version(server: Server, page: Page):
+    sign_in(page, server)
+    page.click("nav >> text=Settings")
+    expect(page.locator("#servers")).to_contain_text("connected")
+    screenshot(page, "ui-settings")
+    page.get_by_role("link", name="About").click()
+    expect(page.locator("#server-version")).to_have_text(re.compile(r"\d+\.\d+"))
