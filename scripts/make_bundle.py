@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,7 +181,26 @@ def podium_wheel(root: Path, version: str, work: Path, tools: Path | None) -> Pa
         "wheel", "--no-deps", *isolation, "-w", str(out), str(source), what="building Podium's wheel", env=env
     )
     (wheel,) = out.glob("*.whl")
+    check_wheel(wheel, source)
     return wheel
+
+
+def check_wheel(wheel: Path, source: Path) -> None:
+    """Every file of the packages that is not Python (the UI's modules, templates, migrations) is in the
+    wheel: a file pyproject's package-data forgets would otherwise ship a release without it."""
+    with zipfile.ZipFile(wheel) as zf:
+        inside = set(zf.namelist())
+    missing = []
+    for top in ("server", "appliance"):
+        for path in sorted((source / top).rglob("*")):
+            relative = path.relative_to(source / top).as_posix()
+            package = source / top / relative.split("/")[0]
+            if not (package / "__init__.py").exists() or not path.is_file():
+                continue  # not in a package (appliance/rootfs is the image's, not the wheel's)
+            if path.suffix not in (".py", ".pyc") and "__pycache__" not in relative and relative not in inside:
+                missing.append(relative)
+    if missing:
+        fail(f"Podium's wheel lacks {', '.join(missing)}: add them to [tool.setuptools.package-data]")
 
 
 def release_key(path: Path) -> Ed25519PrivateKey:
