@@ -45,9 +45,19 @@ $(STAMPS)/node: tests/node/package.json tests/node/package-lock.json $(STAMPS)/s
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMPS)/venv $(STAMPS)/node ## Install system packages, the venv and test tools (done by run and test)
+# The UI's front-end packages (noVNC, uPlot), copied as their ES modules and licences into the package.
+WEB_NPM := server/web-vendor
+WEB_VENDOR := server/podium/web/static/vendor
+$(STAMPS)/web: $(WEB_NPM)/package.json $(WEB_NPM)/package-lock.json $(STAMPS)/system
+	cd $(WEB_NPM) && npm ci --no-audit --no-fund --loglevel=error
+	rm -rf $(WEB_VENDOR) && mkdir -p $(WEB_VENDOR)/novnc $(WEB_VENDOR)/uplot
+	cp -r $(WEB_NPM)/node_modules/@novnc/novnc/{core,vendor,LICENSE.txt} $(WEB_VENDOR)/novnc/
+	cp $(WEB_NPM)/node_modules/uplot/{dist/uPlot.esm.js,dist/uPlot.min.css,LICENSE} $(WEB_VENDOR)/uplot/
+	@touch $@
 
-run: $(STAMPS)/venv ## Run Podium on its embedded defaults (the bundled simulated pool)
+setup: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/web ## Install system packages, the venv and test tools (done by run and test)
+
+run: $(STAMPS)/venv $(STAMPS)/web ## Run Podium on its embedded defaults (the bundled simulated pool)
 	@$(BIN)/python scripts/run_dev.py
 
 test: setup ## Run the test suite (unit, integration, e2e)
@@ -65,7 +75,7 @@ format: $(STAMPS)/venv ## Reformat the code with ruff
 bench: setup ## Run the benchmarks in tests/bench and print their figures
 	@set -e; for b in tests/bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
-bundle: $(STAMPS)/venv ## Build a signed update bundle of this tree in build/bundles (BUNDLE_ARGS="--version 0.2.0 ...")
+bundle: $(STAMPS)/venv $(STAMPS)/web ## Build a signed update bundle of this tree in build/bundles (BUNDLE_ARGS="--version 0.2.0 ...")
 	$(BIN)/python scripts/make_bundle.py $(BUNDLE_ARGS)
 
 $(STAMPS)/image-system: scripts/ensure-system-packages Makefile | $(STAMPS)/system
@@ -76,7 +86,7 @@ $(STAMPS)/image-venv: pyproject.toml $(STAMPS)/venv
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,image]'
 	@touch $@
 
-xva: $(STAMPS)/image-system $(STAMPS)/image-venv ## Build the appliance image build/podium-appliance-<version>.xva (Packer, Ansible, qemu)
+xva: $(STAMPS)/image-system $(STAMPS)/image-venv $(STAMPS)/web ## Build the appliance image build/podium-appliance-<version>.xva (Packer, Ansible, qemu)
 	@mkdir -p build && $(BIN)/python scripts/make_bundle.py $(BUNDLE_ARGS) > build/.xva-bundle
 	@$(BIN)/python image/build.py --bundle "$$(cat build/.xva-bundle)" --keyring $(KEYRING) $(XVA_ARGS)
 
@@ -84,4 +94,4 @@ image-test: xva ## Boot the appliance image in qemu and test it over SSH (testin
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/image
 
 clean: ## Remove the venv, node modules and build stamps
-	rm -rf $(VENV) $(STAMPS) tests/node/node_modules build *.egg-info server/*.egg-info
+	rm -rf $(VENV) $(STAMPS) tests/node/node_modules $(WEB_NPM)/node_modules $(WEB_VENDOR) build *.egg-info server/*.egg-info

@@ -55,7 +55,7 @@ VERSION_FILE = Path("server/podium/__init__.py")
 _VERSION_LINE = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)
 #: What setuptools needs to build the wheel; the rest of the tree (tests, build, venv) is left behind.
 TREE = ("pyproject.toml", "README.md", "server", "appliance")
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache")
+_IGNORED = shutil.ignore_patterns("__pycache__", "node_modules", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache")
 STARTED = time.monotonic()
 
 

@@ -184,3 +184,28 @@ def test_settings_list_the_servers_and_the_version(server: Server, page: Page):
     screenshot(page, "ui-settings")
     page.get_by_role("link", name="About").click()
     expect(page.locator("#server-version")).to_have_text(re.compile(r"\d+\.\d+"))
+
+
+CANVAS_COLOURS = """() => {
+  const canvas = document.querySelector('#console-screen canvas');
+  if (!canvas || !canvas.width) return 0;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const seen = new Set();
+  for (let i = 0; i < data.length; i += 4 * 97) seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
+  return seen.size;
+}"""
+
+
+def test_the_console_shows_the_vms_screen_and_comes_back_after_a_reboot(server: Server, page: Page):
+    target = next(vm for vm in vms(server) if vm["power_state"] == "Running")
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/vm/{target['id']}")
+    status = page.locator("#console-status")
+    expect(status).to_contain_text("Connected", timeout=15_000)
+    page.wait_for_function(f"({CANVAS_COLOURS})() > 1", timeout=10_000)  # the text console is drawn
+    screenshot(page, "ui-console")
+
+    on_api(server, lambda api: api.call("vm.restart", {"id": target["id"], "force": True}))
+    expect(status).not_to_contain_text("Connected: click", timeout=15_000)  # its console went away…
+    expect(status).to_contain_text("Connected", timeout=30_000)  # …and the panel found the new one
+    page.wait_for_function(f"({CANVAS_COLOURS})() > 1", timeout=10_000)

@@ -1,6 +1,7 @@
 // A VM's page: its state and actions, hardware, disks, networks, addresses, tags and snapshots, redrawn
 // live whenever the VM or one of the objects it is made of changes.
 import { VM_ACTIONS, runOn } from "../actions.js";
+import { consolePanel } from "../console.js";
 import { touches } from "../store.js";
 import { act, bytes, confirmDialog, describe, h, powerBadge, toast, when } from "../ui.js";
 
@@ -99,21 +100,27 @@ async function exportVm(api, vm) {
 }
 
 export function render({ api, store, navigate }, { id }) {
-  const view = h("article", { class: "object vm", "aria-labelledby": "object-title" });
+  // The details are redrawn on each change; the console, made once, keeps its connection.
+  const details = h("div", {});
+  const view = h("article", { class: "object vm", "aria-labelledby": "object-title" }, details);
   let gone = false;
+  let screenPanel = null;
   const draw = () => {
     const vm = store.get(id);
     if (!vm || !vm.type?.startsWith("VM")) {
-      view.replaceChildren(h("h2", { id: "object-title" }, "VM not found"),
+      screenPanel?.remove();
+      screenPanel = null;
+      details.replaceChildren(h("h2", { id: "object-title" }, "VM not found"),
         h("p", {}, gone ? "This VM was deleted, or you may no longer see it." : "No VM with this id is visible to you."),
         h("a", { href: "#/home/VM" }, "Back to the VMs"));
       return;
     }
     gone = true;
+    if (!screenPanel && vm.type === "VM") view.append((screenPanel = consolePanel(store, id)));
     const host = store.get(vm.$container);
     const pool = store.get(vm.$pool);
     const focused = document.activeElement?.id;
-    view.replaceChildren(
+    details.replaceChildren(
       h("header", {},
         h("h2", { id: "object-title" }, vm.name_label, " ", h("span", { id: "power-state" }, powerBadge(vm.power_state))),
         vm.name_description ? h("p", { class: "description" }, vm.name_description) : null,
