@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from podium.xva import extract
+
 from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server, connected, start_server
 from .conftest import screenshot
 
@@ -209,3 +211,36 @@ def test_the_console_shows_the_vms_screen_and_comes_back_after_a_reboot(server: 
     expect(status).not_to_contain_text("Connected: click", timeout=15_000)  # its console went away…
     expect(status).to_contain_text("Connected", timeout=30_000)  # …and the panel found the new one
     page.wait_for_function(f"({CANVAS_COLOURS})() > 1", timeout=10_000)
+
+
+def test_export_a_vm_as_a_download_and_import_it_back_with_progress(server: Server, page: Page, tmp_path):
+    (target,) = halt(server, 1)
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/vm/{target['id']}")
+    page.click("#action-export")
+    with page.expect_download() as download:
+        page.locator("dialog").get_by_role("button", name="Export").click()
+    xva = tmp_path / "exported.xva"
+    download.value.save_as(xva)
+    assert extract(xva, tmp_path / "disks")  # a whole, checksummed XVA (zstd-compressed, the default)
+
+    # A file that is not an XVA: refused with the pool's reason, nothing left behind.
+    before = len(vms(server))
+    junk = tmp_path / "junk.xva"
+    junk.write_bytes(b"not a tar archive" * 1000)
+    page.goto(f"{server.url}/#/home/VM")
+    page.click("#import-vm")
+    page.set_input_files("#import-file", junk)
+    page.locator("dialog").get_by_role("button", name="Import").click()
+    expect(page.locator(".toast.error")).to_contain_text("Import junk.xva")
+    assert len(vms(server)) == before
+
+    page.click("#import-vm")
+    page.set_input_files("#import-file", xva)
+    page.locator("dialog").get_by_role("button", name="Import").click()
+    expect(page.locator("#object-title")).to_contain_text(
+        target["name_label"], timeout=60_000
+    )  # the new VM's page
+    new_id = page.url.rsplit("/", 1)[1]
+    assert new_id != target["id"] and len(vms(server)) == before + 1
+    screenshot(page, "ui-imported")

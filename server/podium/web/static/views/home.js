@@ -4,6 +4,7 @@ import { VM_ACTIONS, runOn } from "../actions.js";
 import { compile, FilterError } from "../filter.js";
 import { touches } from "../store.js";
 import { Table } from "../table.js";
+import { importDialog } from "../transfer.js";
 import { bytes, h, percent, powerBadge } from "../ui.js";
 
 const link = (type, obj) => h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id);
@@ -154,8 +155,11 @@ export function render({ api, store, navigate }, { type = "VM", query = {} }) {
       h("div", { class: "tabs", role: "tablist", "aria-label": "Kinds of objects" }, HOME_TYPES.map((t) =>
         h("a", { role: "tab", href: `#/home/${t}`, "aria-selected": t === type ? "true" : "false", class: t === type ? "current" : "" }, KINDS[t].title))),
       h("h2", { id: "home-title", class: "visually-hidden" }, kind.title),
-      h("div", { class: "filter" }, search, count), error, bar, table.el));
+      h("div", { class: "filter" }, search, count,
+        type === "VM" ? h("button", { type: "button", id: "import-vm", class: "secondary", onclick: () => importDialog(api, store, navigate) }, "Import VM") : null),
+      error, bar, table.el));
   store.watch(view, (detail) => {
+    if (table.selected.size) drawBar(table.selected);
     if (!touches(detail, { types: [type] })) return table.refresh();
     const wait = 250 - (performance.now() - last);
     if (wait <= 0) {
@@ -166,6 +170,5 @@ export function render({ api, store, navigate }, { type = "VM", query = {} }) {
     }
   });
   setFilter(query.s ?? "", false);
-  void navigate;
   return view;
 }

@@ -2,6 +2,7 @@
 // (as the home page's live tables, filtered to it).
 import { touches } from "../store.js";
 import { Table } from "../table.js";
+import { importDialog } from "../transfer.js";
 import { act, bytes, confirmDialog, h, percent, powerBadge, when } from "../ui.js";
 
 const link = (type, obj) => (obj ? h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id) : "");
@@ -69,7 +70,10 @@ const PAGES = {
       row("Size", bytes(o.size)), row("Used", `${bytes(o.physical_usage)} (${percent(o.physical_usage, o.size)})`),
       row("Shared", o.shared ? "yes" : "no"), row("Host or pool", link(store.get(o.$container)?.type === "host" ? "host" : "pool", store.get(o.$container))),
     ],
-    actions: (api, o) => [h("button", { type: "button", id: "action-scan", class: "secondary", onclick: (e) => act(e.currentTarget, () => api.call("sr.scan", { id: o.id }), `${o.name_label} rescanned`) }, "Rescan")],
+    actions: (api, o, { store, navigate }) => [
+      h("button", { type: "button", id: "action-import", onclick: () => importDialog(api, store, navigate, o.id) }, "Import VM"),
+      h("button", { type: "button", id: "action-scan", class: "secondary", onclick: (e) => act(e.currentTarget, () => api.call("sr.scan", { id: o.id }), `${o.name_label} rescanned`) }, "Rescan"),
+    ],
     holds: (store, o) => [["Disks", live(store, "Disks", "VDI", [
       { key: "name_label", label: "Name", width: "2fr" },
       { key: "size", label: "Size", render: (x) => bytes(x.size) },
@@ -91,7 +95,8 @@ const PAGES = {
 
 export const OBJECT_TYPES = Object.keys(PAGES);
 
-export function render({ api, store }, { type, id }) {
+export function render(ctx, { type, id }) {
+  const { api, store } = ctx;
   const page = PAGES[type];
   const view = h("article", { class: `object ${type}`, "aria-labelledby": "object-title" });
   const holds = h("div", {});
@@ -108,7 +113,7 @@ export function render({ api, store }, { type, id }) {
     }
     head.replaceChildren(
       h("header", {}, h("h2", { id: "object-title" }, o.name_label || o.id, h("small", {}, ` ${page.title}`)),
-        page.actions ? h("div", { class: "actions", role: "toolbar", "aria-label": `${page.title} actions` }, page.actions(api, o)) : null),
+        page.actions ? h("div", { class: "actions", role: "toolbar", "aria-label": `${page.title} actions` }, page.actions(api, o, ctx)) : null),
       h("section", { "aria-labelledby": "general-title" }, h("h3", { id: "general-title" }, "General"), h("dl", {}, page.facts(store, o))));
     if (!drawnHolds) {
       holds.replaceChildren(...page.holds(store, o).map(([title, table], i) =>
