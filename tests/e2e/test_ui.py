@@ -162,21 +162,48 @@ def test_bulk_actions_start_the_selected_vms(server: Server, page: Page):
     assert all(states[vm["id"]]["power_state"] == "Running" for vm in halted)
 
 
-def test_a_user_with_an_acl_on_one_vm_sees_only_that_vm(server: Server, page: Page):
+def test_an_admin_gives_a_group_an_acl_on_one_vm_and_its_member_sees_only_that_vm(
+    server: Server, page: Page, browser
+):
     target = vms(server)[0]
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/settings/users")
+    page.fill("#user-email", "viewer@podium.test")
+    page.fill("#user-password", "a long enough secret")
+    page.click("#add-user button[type=submit]")
+    expect(page.locator("#users")).to_contain_text("viewer@podium.test")
+    page.get_by_role("link", name="Groups").click()
+    page.fill("#group-name", "operators")
+    page.click("#add-group button[type=submit]")
+    page.get_by_label("Add a user to operators").select_option(label="viewer@podium.test")
+    expect(page.locator("#groups")).to_contain_text("viewer@podium.test")
+    page.get_by_role("link", name="ACLs").click()
+    page.select_option("#acl-subject", label="operators (group)")
+    page.select_option("#acl-object", label=f"{target['name_label']} (VM)")
+    page.select_option("#acl-action", value="operator")
+    page.click("#add-acl button[type=submit]")
+    expect(page.locator("#acls")).to_contain_text(target["name_label"])
+    screenshot(page, "ui-settings-acls")
 
-    async def grant(api: Api) -> None:
-        user = await api.call(
-            "user.create", {"email": "viewer@podium.test", "password": "a long enough secret"}
-        )
-        await api.call("acl.add", {"subject": user, "object": target["id"], "action": "viewer"})
+    other = browser.new_context(viewport={"width": 390, "height": 844})  # and at phone width
+    viewer = other.new_page()
+    sign_in(viewer, server, "viewer@podium.test", "a long enough secret")
+    expect(viewer.locator("#count")).to_have_text("1 of 1")
+    expect(rows(viewer)).to_have_count(1)
+    expect(rows(viewer).first).to_contain_text(target["name_label"])
+    screenshot(viewer, "ui-home-phone")
+    other.close()
 
-    on_api(server, grant)
-    sign_in(page, server, "viewer@podium.test", "a long enough secret")
-    expect(page.locator("#count")).to_have_text("1 of 1")
-    expect(rows(page)).to_have_count(1)
-    expect(rows(page).first).to_contain_text(target["name_label"])
-    screenshot(page, "ui-home-viewer")
+
+def test_tokens_are_listed_and_revoking_this_browsers_signs_it_out(server: Server, page: Page):
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/settings/tokens")
+    expect(page.locator("#tokens")).to_contain_text("web UI")
+    page.locator("#tokens").get_by_role("button", name="Revoke web UI").first.click()
+    page.locator("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.locator("#tokens")).not_to_contain_text("web UI")
+    page.reload()
+    expect(page.locator("#signin")).to_be_visible()
 
 
 def test_settings_list_the_servers_and_the_version(server: Server, page: Page):

@@ -7,7 +7,8 @@ const OVERSCAN = 8;
 
 export class Table {
   /**
-   * @param columns [{key, label, value(obj) → sortable, render(obj) → Node|string, width}]
+   * @param columns [{key, label, value(obj) → sortable, render(obj) → Node|string, width, optional}]
+   *   (optional columns are left out when the table is narrower than 40rem)
    * @param options {label, selectable, onSelect(ids), link(obj) → href, empty}
    */
   constructor(columns, { label, selectable = false, onSelect = () => {}, empty = "Nothing to show." } = {}) {
@@ -18,19 +19,38 @@ export class Table {
     this.rows = [];
     this.selected = new Set();
     this.sort = { key: columns[0].key, dir: 1 };
-    this.template = [selectable ? "2.5rem" : null, ...columns.map((c) => c.width ?? "1fr")].filter(Boolean).join(" ");
-    this.head = h("div", { class: "row head", role: "row", style: `grid-template-columns: ${this.template}` });
+    this.allColumns = columns;
+    this.narrow = false;
+    this.head = h("div", { class: "row head", role: "row" });
     this.spacer = h("div", { class: "spacer", role: "presentation" });
     this.body = h("div", { class: "body", role: "rowgroup", tabindex: "0", "aria-label": `${label} rows` }, this.spacer);
     this.message = h("p", { class: "empty", hidden: true }, empty);
     this.el = h("div", { class: "vtable", role: "table", "aria-label": label, "aria-rowcount": "0" },
       h("div", { role: "rowgroup" }, this.head), this.body, this.message);
     this.body.addEventListener("scroll", () => this.draw(), { passive: true });
-    new ResizeObserver(() => this.draw()).observe(this.body);
+    // Narrower than 40rem (a phone): only the columns that are not optional, so the name stays readable.
+    new ResizeObserver(() => {
+      const narrow = this.el.clientWidth > 0 && this.el.clientWidth < 640;
+      if (narrow !== this.narrow) {
+        this.narrow = narrow;
+        this.drawHead();
+        this.refresh();
+      } else this.draw();
+    }).observe(this.el);
     this.drawHead();
   }
 
+  get columns() {
+    return this.narrow ? this.allColumns.filter((c) => !c.optional) : this.allColumns;
+  }
+
+  set columns(value) {
+    this.allColumns = value;
+  }
+
   drawHead() {
+    this.template = [this.selectable ? "2.5rem" : null, ...this.columns.map((c) => c.width ?? "1fr")].filter(Boolean).join(" ");
+    this.head.style.gridTemplateColumns = this.template;
     const cells = [];
     if (this.selectable) {
       this.all = h("input", { type: "checkbox", "aria-label": "Select all shown", onchange: () => this.selectAll(this.all.checked) });
@@ -56,7 +76,7 @@ export class Table {
 
   /** New rows (already filtered): sorted here, the selection kept to those still shown. */
   setRows(rows) {
-    const col = this.columns.find((c) => c.key === this.sort.key) ?? this.columns[0];
+    const col = this.allColumns.find((c) => c.key === this.sort.key) ?? this.allColumns[0];
     const value = col.value ?? ((o) => o[col.key]);
     const keyed = rows.map((o) => [value(o), o]);
     const dir = this.sort.dir;

@@ -11,9 +11,9 @@ const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
 const VM_COLUMNS = [
   { key: "name_label", label: "Name", width: "2fr", render: (vm) => link("vm", vm) },
   { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
-  { key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
-  { key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
-  { key: "mainIpAddress", label: "Address", width: "9rem" },
+  { optional: true, key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
+  { optional: true, key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
+  { optional: true, key: "mainIpAddress", label: "Address", width: "9rem" },
 ];
 
 /** A live table of the objects of a type that pass `test`. */
@@ -58,7 +58,7 @@ const PAGES = {
       ["Hosts", live(store, "Hosts", "host", [
         { key: "name_label", label: "Name", width: "2fr", render: (x) => link("host", x) },
         { key: "power_state", label: "State", render: (x) => powerBadge(x.enabled === false ? "Disabled" : x.power_state) },
-        { key: "address", label: "Address" },
+        { optional: true, key: "address", label: "Address" },
       ], (x) => x.$pool === o.id)],
       ["VMs", live(store, "VMs of the pool", "VM", VM_COLUMNS, (vm) => vm.$pool === o.id)],
     ],
@@ -76,8 +76,8 @@ const PAGES = {
     ],
     holds: (store, o) => [["Disks", live(store, "Disks", "VDI", [
       { key: "name_label", label: "Name", width: "2fr" },
-      { key: "size", label: "Size", render: (x) => bytes(x.size) },
-      { key: "usage", label: "Allocated", render: (x) => bytes(x.usage) },
+      { optional: true, key: "size", label: "Size", render: (x) => bytes(x.size) },
+      { optional: true, key: "usage", label: "Allocated", render: (x) => bytes(x.usage) },
     ], (x) => x.$SR === o.id)]],
   },
   network: {
@@ -87,8 +87,8 @@ const PAGES = {
       row("Description", o.name_description ?? ""),
     ],
     holds: (store, o) => [["Interfaces of VMs", live(store, "Interfaces of VMs", "VIF", [
-      { key: "VM", label: "VM", width: "2fr", value: (x) => store.get(x.$VM)?.name_label, render: (x) => link("vm", store.get(x.$VM)) },
-      { key: "device", label: "Device" }, { key: "MAC", label: "MAC" },
+      { optional: true, key: "VM", label: "VM", width: "2fr", value: (x) => store.get(x.$VM)?.name_label, render: (x) => link("vm", store.get(x.$VM)) },
+      { optional: true, key: "device", label: "Device" }, { key: "MAC", label: "MAC" },
     ], (x) => x.$network === o.id)]],
   },
 };

@@ -3,7 +3,125 @@
 // again after each change and every few seconds while it is open.
 import { act, confirmDialog, describe, h, toast } from "../ui.js";
 
-const SECTIONS = { servers: "Servers", about: "About" };
+const SECTIONS = { servers: "Servers", users: "Users", groups: "Groups", acls: "ACLs", tokens: "Tokens", about: "About" };
+
+const field = (prefix, name, label, attrs = {}) => h("div", { class: "field" },
+  h("label", { for: `${prefix}-${name}` }, label), h("input", { id: `${prefix}-${name}`, name, ...attrs }));
+const select = (prefix, name, label, options) => h("div", { class: "field" },
+  h("label", { for: `${prefix}-${name}` }, label),
+  h("select", { id: `${prefix}-${name}`, name }, options.map(([value, text]) => h("option", { value }, text))));
+const headings = (...names) => h("thead", {}, h("tr", {}, names.map((t) => h("th", { scope: "col" }, t))));
+
+/** A form that calls the API with its fields, then redraws; its errors are toasts. */
+function apiForm(id, title, children, submit, redraw) {
+  const form = h("form", { id, class: "card" }, h("h3", {}, title), children, h("button", { type: "submit" }, title));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const ok = await act(form.querySelector("button[type=submit]"), () => submit(Object.fromEntries(new FormData(form))));
+    if (ok !== undefined) {
+      form.reset();
+      redraw();
+    }
+  });
+  return form;
+}
+
+async function removeButton(label, what, work, redraw) {
+  return h("button", { type: "button", class: "danger", "aria-label": `${label} ${what}`, onclick: async (e) => {
+    const button = e.currentTarget;
+    if (await confirmDialog({ title: `${label} ${what}`, message: "This cannot be undone.", action: label, danger: true })) {
+      act(button, work, `${what}: done`).then(redraw);
+    }
+  } }, label);
+}
+
+async function users({ api, user: me }) {
+  const list = h("tbody", {});
+  const draw = async () => {
+    const all = await api.call("user.getAll");
+    list.replaceChildren(...await Promise.all(all.map(async (u) => {
+      const permission = h("select", { "aria-label": `Permission of ${u.email}`, disabled: u.id === me.id ? true : null,
+        onchange: (e) => act(e.currentTarget, () => api.call("user.set", { id: u.id, permission: e.currentTarget.value }), `${u.email}: ${e.currentTarget.value}`) },
+      ["none", "user", "admin"].map((p) => h("option", { value: p, selected: p === u.permission ? true : null }, p)));
+      return h("tr", { dataset: { id: u.id } }, h("td", {}, u.email), h("td", {}, permission),
+        h("td", {}, u.id === me.id ? "(you)" : await removeButton("Delete", u.email, () => api.call("user.delete", { id: u.id }), draw)));
+    })));
+  };
+  await draw();
+  return [h("table", { class: "plain", id: "users" }, headings("E-mail", "Permission", ""), list),
+    apiForm("add-user", "Create user", [
+      field("user", "email", "E-mail", { type: "email", required: true, autocomplete: "off" }),
+      field("user", "password", "Password", { type: "password", required: true, autocomplete: "new-password" }),
+      select("user", "permission", "Permission", [["none", "none (only what ACLs give)"], ["user", "user"], ["admin", "admin"]]),
+    ], (v) => api.call("user.create", v), draw)];
+}
+
+async function groups({ api }) {
+  const list = h("tbody", {});
+  const draw = async () => {
+    const [all, people] = await Promise.all([api.call("group.getAll"), api.call("user.getAll")]);
+    const email = new Map(people.map((u) => [u.id, u.email]));
+    list.replaceChildren(...await Promise.all(all.map(async (g) => {
+      const add = h("select", { "aria-label": `Add a user to ${g.name}` }, h("option", { value: "" }, "add a user…"),
+        people.filter((u) => !g.users.includes(u.id)).map((u) => h("option", { value: u.id }, u.email)));
+      add.addEventListener("change", () => add.value && act(add, () => api.call("group.addUser", { id: g.id, userId: add.value })).then(draw));
+      return h("tr", { dataset: { id: g.id } }, h("td", {}, g.name),
+        h("td", {}, g.users.map((id) => h("span", { class: "tag" }, email.get(id) ?? id,
+          h("button", { type: "button", class: "link", "aria-label": `Remove ${email.get(id) ?? id} from ${g.name}`,
+            onclick: (e) => act(e.currentTarget, () => api.call("group.removeUser", { id: g.id, userId: id })).then(draw) }, "×"))), add),
+        h("td", {}, await removeButton("Delete", g.name, () => api.call("group.delete", { id: g.id }), draw)));
+    })));
+  };
+  await draw();
+  return [h("table", { class: "plain", id: "groups" }, headings("Name", "Users", ""), list),
+    apiForm("add-group", "Create group", [field("group", "name", "Name", { required: true })], (v) => api.call("group.create", v), draw)];
+}
+
+/** Objects an ACL can name, as "name (type)": pools, hosts, VMs, SRs and networks. */
+function aclObjects(store) {
+  return ["pool", "host", "VM", "SR", "network"].flatMap((type) => store.all(type).map((o) => [o.id, `${o.name_label} (${type})`]))
+    .sort((a, b) => a[1].localeCompare(b[1]));
+}
+
+async function acls({ api, store }) {
+  const list = h("tbody", {});
+  let subjects = [];
+  const draw = async () => {
+    const [all, people, teams] = await Promise.all([api.call("acl.get"), api.call("user.getAll"), api.call("group.getAll")]);
+    subjects = [...people.map((u) => [u.id, u.email]), ...teams.map((g) => [g.id, `${g.name} (group)`])];
+    const names = new Map(subjects);
+    list.replaceChildren(...await Promise.all(all.map(async (a) => {
+      const o = store.get(a.object);
+      return h("tr", {}, h("td", {}, names.get(a.subject) ?? a.subject), h("td", {}, o ? `${o.name_label} (${o.type})` : a.object), h("td", {}, a.action),
+        h("td", {}, await removeButton("Remove", `the ${a.action} ACL`, () => api.call("acl.remove", { subject: a.subject, object: a.object, action: a.action }), draw)));
+    })));
+    const subjectSelect = document.getElementById("acl-subject");
+    if (subjectSelect) subjectSelect.replaceChildren(...subjects.map(([v, t]) => h("option", { value: v }, t)));
+  };
+  await draw();
+  const roles = await api.call("acl.getRoles");
+  return [h("table", { class: "plain", id: "acls" }, headings("User or group", "Object", "Role", ""), list),
+    apiForm("add-acl", "Add ACL", [
+      select("acl", "subject", "User or group", subjects),
+      select("acl", "object", "Object (and everything under it)", aclObjects(store)),
+      select("acl", "action", "Role", roles.map((r) => [r.id, `${r.name}: ${r.permissions.join(", ")}`])),
+    ], (v) => api.call("acl.add", v), draw)];
+}
+
+async function tokens({ api }) {
+  const list = h("tbody", {});
+  const draw = async () => {
+    const all = await api.call("user.getAuthenticationTokens");
+    list.replaceChildren(...await Promise.all(all.map(async (t) => h("tr", {},
+      h("td", {}, t.description || "(no description)"), h("td", {}, new Date(t.created_at).toLocaleString()),
+      h("td", {}, new Date(t.expiration).toLocaleString()),
+      h("td", {}, t.last_uses?.[""] ? new Date(t.last_uses[""].timestamp).toLocaleString() : "never"),
+      h("td", {}, await removeButton("Revoke", t.description || "token", () => api.call("token.deleteOwn", { token: t.id }), draw))))));
+  };
+  await draw();
+  return [h("p", {}, "Your tokens: each signs in whoever holds it until it expires or is revoked. Revoking this browser's own signs it out."),
+    h("table", { class: "plain", id: "tokens" }, headings("Description", "Created", "Expires", "Last used", ""), list)];
+}
 
 async function servers({ api }) {
   const list = h("tbody", {});
@@ -71,7 +189,7 @@ async function about({ api }) {
 export function render(ctx, { section = "servers" }) {
   const current = SECTIONS[section] ? section : "servers";
   const body = h("div", {}, h("p", { role: "status" }, "Loading…"));
-  const make = { servers, about }[current];
+  const make = { servers, users, groups, acls, tokens, about }[current];
   make(ctx).then((nodes) => body.replaceChildren(...nodes)).catch((error) => body.replaceChildren(h("p", { class: "error" }, describe(error))));
   return h("article", { class: "settings", "aria-labelledby": "settings-title" },
     h("h2", { id: "settings-title" }, "Settings"),
