@@ -271,3 +271,38 @@ def test_export_a_vm_as_a_download_and_import_it_back_with_progress(server: Serv
     new_id = page.url.rsplit("/", 1)[1]
     assert new_id != target["id"] and len(vms(server)) == before + 1
     screenshot(page, "ui-imported")
+
+
+def test_a_new_vm_from_a_template_with_a_disk_and_cloud_init_starts_and_shows(
+    server: Server, sim, page: Page
+):
+    sign_in(page, server)
+    page.click("nav >> text=New VM")
+    template = page.locator("#vm-template option").first.inner_text()
+    assert template
+    page.fill("#vm-name", "web-42")
+    page.fill("#vm-cpus", "2")
+    page.fill("#vm-memory", "256")
+    page.get_by_role("button", name="Add a disk").click()
+    page.fill("#vm-disk-0", "1")
+    page.fill("#vm-cloud", "#cloud-config\nhostname: {name}\n")
+    screenshot(page, "ui-new-vm")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator("#object-title")).to_contain_text("web-42")
+    expect(page.locator("#power-state")).to_have_text("Running")
+    disks = page.locator("#disks tbody tr")
+    expect(disks.filter(has_text="web-42 disk")).to_have_count(1)
+    expect(disks.filter(has_text="XO CloudConfigDrive")).to_have_count(1)
+    created = [vm for vm in vms(server) if vm["name_label"] == "web-42"]
+    assert (
+        len(created) == 1 and created[0]["CPUs"]["number"] == 2 and created[0]["memory"]["size"] == 256 << 20
+    )
+
+    # The pool refuses to start it: vm.create fails as a whole (nothing left), the form stays, the error says why.
+    sim.ctl("POST", "/faults", {"method": "VM.start", "error": ["NO_HOSTS_AVAILABLE"]})
+    page.click("nav >> text=New VM")
+    page.fill("#vm-name", "nowhere")
+    page.get_by_role("button", name="Create").click()
+    expect(page.locator(".toast.error")).to_contain_text("Create nowhere: NO_HOSTS_AVAILABLE")
+    expect(page.locator("#vm-name")).to_have_value("nowhere")
+    assert not [vm for vm in vms(server) if vm["name_label"] == "nowhere"]

@@ -6,6 +6,7 @@ import { Store } from "./store.js";
 import { tasksPanel } from "./tasks.js";
 import { describe, h, toast } from "./ui.js";
 import * as home from "./views/home.js";
+import * as newVm from "./views/newvm.js";
 import * as objectPage from "./views/object.js";
 import * as settings from "./views/settings.js";
 import * as vmPage from "./views/vm.js";
@@ -37,6 +38,7 @@ function route(hash) {
   const [, section = "home", arg = ""] = path.split("/");
   if (section === "vm" && arg) return { view: vmPage, params: { id: arg }, section: "home", title: "VM" };
   if (objectPage.OBJECT_TYPES.includes(section) && arg) return { view: objectPage, params: { type: section, id: arg }, section: "home", title: section };
+  if (section === "new-vm") return { view: newVm, params: { query }, section: "new-vm", title: "New VM" };
   if (section === "settings") return { view: settings, params: { section: arg || "servers" }, section: "settings", title: "Settings" };
   return { view: home, params: { type: arg || "VM", query }, section: "home", title: "Home" };
 }
