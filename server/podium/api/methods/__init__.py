@@ -11,6 +11,7 @@ from . import (
     server,
     session,
     sr,
+    stats,
     system,
     tag,
     task,
@@ -25,6 +26,6 @@ from . import (
 )
 
 __all__ = [
-    "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "system", "tag",
-    "task", "token", "updater", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
+    "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "stats", "system",
+    "tag", "task", "token", "updater", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
 ]  # fmt: skip
