@@ -306,3 +306,22 @@ def test_a_new_vm_from_a_template_with_a_disk_and_cloud_init_starts_and_shows(
     expect(page.locator(".toast.error")).to_contain_text("Create nowhere: NO_HOSTS_AVAILABLE")
     expect(page.locator("#vm-name")).to_have_value("nowhere")
     assert not [vm for vm in vms(server) if vm["name_label"] == "nowhere"]
+
+
+def test_stats_charts_draw_and_keep_moving(server: Server, page: Page):
+    target = next(vm for vm in vms(server) if vm["power_state"] == "Running" and vm["VIFs"])
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/vm/{target['id']}")
+    for chart in ("cpu", "memory", "network", "disk"):
+        expect(page.locator(f"#chart-{chart} canvas")).to_be_visible()
+    memory = page.locator("#chart-memory")
+    expect(memory).to_have_attribute("data-latest", re.compile(r"used \d"))  # bytes used, not negative
+    status = page.locator("#stats-status")
+    first = status.inner_text()
+    expect(status).not_to_have_text(first, timeout=12_000)  # asked again while the page is open
+    screenshot(page, "ui-vm-stats")
+    host = target["$container"]
+    page.goto(f"{server.url}/#/host/{host}")
+    expect(page.locator("#chart-cpu canvas")).to_be_visible()
+    expect(page.locator("#chart-load canvas")).to_be_visible()
+    screenshot(page, "ui-host")

@@ -1,5 +1,6 @@
 // The pages of a host, a pool, a storage repository and a network: what each is, and what it holds
 // (as the home page's live tables, filtered to it).
+import { statsPanel } from "../charts.js";
 import { touches } from "../store.js";
 import { Table } from "../table.js";
 import { importDialog } from "../transfer.js";
@@ -118,6 +119,7 @@ export function render(ctx, { type, id }) {
     if (!drawnHolds) {
       holds.replaceChildren(...page.holds(store, o).map(([title, table], i) =>
         h("section", { "aria-labelledby": `holds-${i}` }, h("h3", { id: `holds-${i}` }, title), table)));
+      if (type === "host") holds.prepend(statsPanel(api, "host", id));
       drawnHolds = true;
     }
   };

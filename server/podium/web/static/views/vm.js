@@ -1,6 +1,7 @@
 // A VM's page: its state and actions, hardware, disks, networks, addresses, tags and snapshots, redrawn
 // live whenever the VM or one of the objects it is made of changes.
 import { VM_ACTIONS, runOn } from "../actions.js";
+import { statsPanel } from "../charts.js";
 import { consolePanel } from "../console.js";
 import { touches } from "../store.js";
 import { act, bytes, confirmDialog, describe, h, powerBadge, toast, when } from "../ui.js";
@@ -105,11 +106,14 @@ export function render({ api, store, navigate }, { id }) {
   const view = h("article", { class: "object vm", "aria-labelledby": "object-title" }, details);
   let gone = false;
   let screenPanel = null;
+  let charts = null;
   const draw = () => {
     const vm = store.get(id);
     if (!vm || !vm.type?.startsWith("VM")) {
       screenPanel?.remove();
       screenPanel = null;
+      charts?.remove();
+      charts = null;
       details.replaceChildren(h("h2", { id: "object-title" }, "VM not found"),
         h("p", {}, gone ? "This VM was deleted, or you may no longer see it." : "No VM with this id is visible to you."),
         h("a", { href: "#/home/VM" }, "Back to the VMs"));
@@ -117,6 +121,12 @@ export function render({ api, store, navigate }, { id }) {
     }
     gone = true;
     if (!screenPanel && vm.type === "VM") view.append((screenPanel = consolePanel(store, id)));
+    // The charts while the VM runs (a halted VM has no measurements); made again when it starts.
+    if (vm.power_state === "Running" && !charts) view.insertBefore((charts = statsPanel(api, "vm", id)), screenPanel);
+    else if (vm.power_state !== "Running" && charts) {
+      charts.remove();
+      charts = null;
+    }
     const host = store.get(vm.$container);
     const pool = store.get(vm.$pool);
     const focused = document.activeElement?.id;
