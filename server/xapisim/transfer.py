@@ -260,7 +260,9 @@ class Transfers:
         fields = {
             k: v
             for k, v in snap.items()
-            if k in model.fields and model.fields[k].qualifier == "RW" and not _is_ref(v)
+            # what VM.create takes, as xapi's import does: the writable fields and those set only at creation
+            # (HVM_boot_policy, domain_type …)
+            if k in model.fields and model.fields[k].qualifier in ("RW", "RO/constructor") and not _is_ref(v)
         }
         for name in ("VCPUs_max", "VCPUs_at_startup", "memory_static_max", "memory_static_min",
                      "memory_dynamic_max", "memory_dynamic_min"):  # fmt: skip

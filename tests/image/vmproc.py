@@ -16,6 +16,7 @@ import os
 import signal
 import ssl
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ BUILD = ROOT / "build"
 #: Where the root file system starts on the image's disk (image/build.py).
 PARTITION_OFFSET = 1024**2
 #: The host's update server as the guest sees it.
+RELAY = Path(__file__).with_name("relay.py")  # one process per guest connection to the update server
 UPDATE_ADDRESS = "10.0.2.100"
 
 
@@ -143,7 +145,7 @@ class Vm:
         """Power on (BIOS boot from the disk, as the pool does)."""
         forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.ports.items())
         netdev = (f"user,id=net0,restrict=on,{forwards},"
-                  f"guestfwd=tcp:{UPDATE_ADDRESS}:80-tcp:127.0.0.1:{self.update_port}")  # fmt: skip
+                  f"guestfwd=tcp:{UPDATE_ADDRESS}:80-cmd:{sys.executable} {RELAY} 127.0.0.1 {self.update_port}")  # fmt: skip
         argv = ["qemu-system-x86_64", "-accel", self.accel, "-machine", "pc", "-m", "2048", "-smp", "2",
                 "-display", "none", "-vga", "std", "-serial", f"file:{self.serial}",
                 "-drive", f"file={self.disk},format=raw,if=virtio,discard=unmap",
