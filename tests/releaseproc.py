@@ -123,7 +123,7 @@ class Appliance:
         log = (self.root / "updater.log").open("ab")
         with log:
             self.service = subprocess.Popen(self.update_argv("serve"), stdout=log, stderr=log,
-                                            env={**os.environ, **self.env})  # fmt: skip
+                                            env={**os.environ, **self.env}, umask=0o077)  # the unit's UMask  # fmt: skip
         deadline = time.monotonic() + 30
         while not self.layout.update_socket.exists():
             if self.service.poll() is not None or time.monotonic() > deadline:

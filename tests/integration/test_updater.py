@@ -335,6 +335,15 @@ def test_an_admin_upgrades_through_the_api(appliance: Appliance, bundles: dict[s
             time.sleep(0.5)
         assert state["last"]["ok"], state["last"]
         assert state["current"] == NEW
+        # Installed by a service whose umask is 077, the release is still the server's to read and run (it runs
+        # as the podium user; these tests run as root, whom modes do not stop, so the modes are checked).
+        release = appliance.layout.releases / NEW
+        for path in [release, *release.rglob("*")]:
+            if path.is_symlink() or path.is_relative_to(release / "rootfs"):
+                continue  # rootfs/ keeps the bundle's modes: its files are copied to / as they are
+            mode = path.stat().st_mode
+            wanted = 0o055 if path.is_dir() or mode & 0o100 else 0o044
+            assert mode & wanted == wanted and not mode & 0o022, f"{path}: {oct(mode)}"
         # only admins
         with pytest.raises(AssertionError, match=r"unauthorized|permission|admin"):
             asyncio.run(_as_user(appliance))

@@ -63,6 +63,18 @@ SNAPSHOT_PREFIX = "podium-update "
 STOP_AT_ENV = "PODIUM_UPDATE_STOP_AT"
 
 
+def readable_by_all(tree: Path) -> None:
+    """Open a release's code to every user (go+rX, go-w), whatever the umask it was made under: the updater
+    runs with systemd's UMask=0077, the server as its own user, and a release holds no secret."""
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        wanted = 0o055 if path.is_dir() or mode & 0o100 else 0o044
+        if (mode | wanted) & ~0o022 != mode:
+            os.chmod(path, (mode | wanted) & ~0o022)
+
+
 class Busy(ApplianceError):
     """Another update is under way."""
 
@@ -302,6 +314,7 @@ class Updater:
             raise ApplianceError(f"trying {target}'s code failed: {lines[-1] if lines else tried.returncode}")
         if said.strip() != target:
             raise ApplianceError(f"the bundle's code says it is version {said.strip()}, not {target}")
+        readable_by_all(release)
         rootfs = self.staging / "rootfs"
         if rootfs.is_dir():
             os.rename(rootfs, release / "rootfs")
