@@ -110,6 +110,11 @@ def test_home_shows_the_pool_filters_sorts_and_follows_changes(server: Server, p
     on_api(server, lambda api: api.call("vm.start", {"id": target["id"]}))
     expect(row).to_contain_text("Running", timeout=5_000)
 
+    # The tree: a host opened lists its VMs, each a link to its page.
+    host = page.locator(".tree details details").first
+    host.evaluate("d => { d.open = true; }")
+    expect(host.locator("ul a").first).to_have_attribute("href", re.compile(r"^#/vm/"))
+
     for kind, title in (("host", "Hosts"), ("pool", "Pools"), ("SR", "Storage"), ("network", "Networks")):
         page.get_by_role("tab", name=title).click()
         expect(page.locator("#home-title")).to_have_text(title)

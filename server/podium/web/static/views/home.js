@@ -74,7 +74,10 @@ const KINDS = {
 export const HOME_TYPES = Object.keys(KINDS);
 
 /** The tree: each pool, its hosts, and how many VMs run on each; a click filters the table. */
+const TREE_VMS = 100;
+
 function tree(store, type) {
+  const opened = new Set(); // hosts whose VMs are shown, kept across redraws
   const nav = h("nav", { class: "tree", "aria-label": "Pools and hosts" });
   const draw = () => {
     const pools = store.all("pool").sort((a, b) => a.name_label.localeCompare(b.name_label));
@@ -84,9 +87,22 @@ function tree(store, type) {
         h("details", { open: true },
           h("summary", {}, h("a", { href: `#/home/${type}?s=${encodeURIComponent(`$pool:${pool.id}`)}` }, pool.name_label || pool.id)),
           h("ul", {}, hosts.map((host) => {
-            const vms = store.where("VM", (vm) => vm.$container === host.id).length;
-            return h("li", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, host.name_label),
-              h("span", { class: "count", title: `${vms} VMs running here` }, ` ${vms}`));
+            const vms = store.where("VM", (vm) => vm.$container === host.id);
+            // A host's VMs are listed when it is opened (a pool of thousands stays cheap to draw).
+            const list = h("ul", {});
+            const item = h("details", { open: opened.has(host.id) ? true : null },
+              h("summary", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, host.name_label),
+                h("span", { class: "count", title: `${vms.length} VMs running here` }, ` ${vms.length}`)), list);
+            const fillList = () => {
+              vms.sort((a, b) => a.name_label.localeCompare(b.name_label));
+              list.replaceChildren(...vms.slice(0, TREE_VMS).map((vm) => h("li", {}, h("a", { href: `#/vm/${vm.id}` }, vm.name_label))),
+                vms.length > TREE_VMS ? h("li", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, `all ${vms.length}…`)) : null);
+            };
+            item.addEventListener("toggle", () => {
+              if (item.open) { opened.add(host.id); fillList(); } else opened.delete(host.id);
+            });
+            if (item.open) fillList();
+            return h("li", {}, item);
           }))));
     })));
   };
