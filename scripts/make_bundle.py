@@ -55,7 +55,9 @@ VERSION_FILE = Path("server/podium/__init__.py")
 _VERSION_LINE = re.compile(r'^__version__ = "([^"]+)"$', re.MULTILINE)
 #: What setuptools needs to build the wheel; the rest of the tree (tests, build, venv) is left behind.
 TREE = ("pyproject.toml", "README.md", "server", "appliance")
-_IGNORED = shutil.ignore_patterns("__pycache__", "node_modules", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache")
+_IGNORED = shutil.ignore_patterns(
+    "__pycache__", "node_modules", "*.pyc", "*.egg-info", ".mypy_cache", ".ruff_cache"
+)
 STARTED = time.monotonic()
 
 
@@ -197,7 +199,11 @@ def check_wheel(wheel: Path, source: Path) -> None:
             package = source / top / relative.split("/")[0]
             if not (package / "__init__.py").exists() or not path.is_file():
                 continue  # not in a package (appliance/rootfs is the image's, not the wheel's)
-            if path.suffix not in (".py", ".pyc") and "__pycache__" not in relative and relative not in inside:
+            if (
+                path.suffix not in (".py", ".pyc")
+                and "__pycache__" not in relative
+                and relative not in inside
+            ):
                 missing.append(relative)
     if missing:
         fail(f"Podium's wheel lacks {', '.join(missing)}: add them to [tool.setuptools.package-data]")

@@ -108,7 +108,9 @@ class Api:
 
     async def __aenter__(self) -> Api:
         self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(self.url.replace("http", "ws", 1) + "/api/")
+        self.ws = await self.http.ws_connect(
+            self.url.replace("http", "ws", 1) + "/api/", max_msg_size=0
+        )  # 10k VMs: > 4 MiB
         self.reader = asyncio.create_task(self._read())
         return self
 
