@@ -309,7 +309,13 @@ async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied
         )
         # the open WebSocket is served on by the previous worker, which finishes once it closes
         assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL
-        assert set(proxied.worker_pids(include_old=True)) > set(proxied.worker_pids())
+        # (an old worker is titled "shutting down" once it has read the master's QUIT: a moment after the new
+        # workers answer, so this is waited for too)
+        every, current = await until(
+            lambda: (proxied.worker_pids(include_old=True), proxied.worker_pids()),
+            lambda p: set(p[0]) > set(p[1]),
+        )
+        assert set(every) > set(current), (every, current)
         async with ProxiedApi(proxied, trusting(layout)) as again:  # new connections trust the new one
             assert (await again.sign_in())["email"] == ADMIN_EMAIL
         other_cert, _ = tls.generate_self_signed("localhost", ["127.0.0.1"])
