@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .errors import CallTimeout, ProtocolError, ReadOnly, Unreachable, XapiError, XapiFailure
+from .errors import CallTimeout, ProtocolError, ReadOnly, TlsError, Unreachable, XapiError, XapiFailure
 from .transport import Endpoint, Transport, ssl_option
 
 log = logging.getLogger(__name__)
@@ -179,16 +179,20 @@ class XapiClient:
         *,
         data: Any = None,
         headers: dict[str, str] | None = None,
+        host: str | None = None,
     ) -> aiohttp.ClientResponse:
         """An HTTP request to the master with the session (XAPI's transfers); the caller closes the response.
 
-        A 302 to another host of the pool (where the disks are) is followed, as xapi asks; the connection
-        has no overall time limit, only one for connecting and one for silence.
+        ``host`` sends it to another host of the pool instead (its address, the master's scheme and port:
+        xcp-rrdd serves only its own host's statistics), under the same certificate policy. A 302 to another
+        host of the pool (where the disks are) is followed, as xapi asks; the connection has no overall time
+        limit, only one for connecting and one for silence.
         """
         if self.session is None or self._transport is None:
             await self.connect()
         assert self._transport is not None and self._http is not None
-        url = self.master.url + path
+        where = self.master.with_host(host) if host else self.master
+        url = where.url + path
         params = {**query, "session_id": self.session or ""}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=600)
         ssl_opt = self._transport.ssl if self._transport.ssl is not None else True
@@ -199,8 +203,14 @@ class XapiClient:
                     method, url, params=params, data=data, headers=headers, ssl=ssl_opt,
                     timeout=timeout, allow_redirects=False, read_bufsize=_TRANSFER_BUFFER,
                 )  # fmt: skip
+            except aiohttp.ServerFingerprintMismatch as e:
+                raise TlsError(
+                    f"{where} presented another certificate than the pinned one", e.got.hex().upper()
+                ) from e
+            except (aiohttp.ClientSSLError, ssl.SSLError) as e:
+                raise TlsError(f"TLS with {where} failed: {e}") from e
             except (aiohttp.ClientConnectionError, OSError) as e:
-                raise Unreachable(f"cannot reach {self.master}: {e}") from e
+                raise Unreachable(f"cannot reach {where}: {e}") from e
             if response.status == 401 and data is None and not relogged:
                 response.close()  # the session expired: log in again once, as calls do
                 relogged = True

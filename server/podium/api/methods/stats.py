@@ -8,8 +8,8 @@ so that the answer comes from that archive and not from the next coarser one. A 
 answer is ``{endTimestamp, interval, stats}`` with the names of :mod:`podium.xapi.rrd`; a host that has
 no series for the object yet answers ``stats: {}``.
 
-The request goes straight to that host (xcp-rrdd serves only its own host's data), over the pool's
-certificate policy: verified, the pinned fingerprint, or unverified when allowed. A host that cannot
+The request goes straight to that host (xcp-rrdd serves only its own host's data) through the pool's
+client (``http_request(host=…)``), over the pool's certificate policy: verified, the pinned fingerprint, or unverified when allowed. A host that cannot
 be reached, refuses, answers something that is not an xport, or answers with another step than asked
 reports a clear error. A VM that does not run has no statistics: ``vmBadPowerState``, where xo-server
 throws a plain error ("VM … is halted or host could not be found."). Both methods need ``view`` on the
@@ -18,8 +18,8 @@ object, as in Xen Orchestra.
 
 from __future__ import annotations
 
+import asyncio
 import re
-import ssl
 import time
 from typing import Any
 
@@ -42,7 +42,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
 }
 _RUNNING = ("Running", "Paused")  # the states in which a VM has a domain, so an RRD on its host
 MAX_BODY = 32 << 20  # a year of days for a host and its VMs is far below this
-TIMEOUT = aiohttp.ClientTimeout(total=30, sock_connect=10)
+TIMEOUT = aiohttp.ClientTimeout(total=30)  # the whole request, answer read
 
 
 @api("vm.stats", params=_PARAMS, resolve=(Resolve("id", ("VM", "VM-snapshot"), "view"),))
@@ -104,52 +104,36 @@ async def collect(
 
 
 async def fetch_rrd_updates(client: XapiClient, address: str, query: dict[str, str], name: str = "") -> bytes:
-    """``GET /rrd_updates`` on one host of the client's pool (its address, the master's scheme and port),
-    with the client's session (logging in again once if it expired) and certificate policy."""
+    """``GET /rrd_updates`` on one host of the client's pool, through the client (its session, logging in
+    again once if it expired, and its certificate policy), within ``TIMEOUT`` and ``MAX_BODY``."""
     who = f"host {name or address}"
     if not address:
         raise Unreachable(f"{who} has no address to ask for its statistics")
-    endpoint = client.master.with_host(address)
-    https = endpoint.scheme == "https"
-    session = client.session or await client.connect()
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), timeout=TIMEOUT) as http:
-        for attempt in range(2):
+    try:
+        async with asyncio.timeout(TIMEOUT.total):
+            response = await client.http_request("GET", "/rrd_updates", query, host=address)
             try:
-                async with http.get(
-                    endpoint.url + "/rrd_updates",
-                    params={**query, "session_id": session},
-                    ssl=client.ssl_policy if https else True,
-                    allow_redirects=False,
-                ) as response:
-                    if response.status == 401 and attempt == 0:
-                        session = await client.connect(stale=session)
-                        continue
-                    if response.status != 200:
-                        page = (await response.content.read(600)).decode("utf-8", "replace")
-                        text = " ".join(re.sub(r"<[^>]*>", " ", page).split())[:300]
-                        raise XapiError(
-                            f"{who} refused its statistics: HTTP {response.status} {response.reason}: {text}"
-                        )
-                    body = bytearray()
-                    async for chunk in response.content.iter_any():
-                        body += chunk
-                        if len(body) > MAX_BODY:
-                            raise ProtocolError(
-                                f"{who} answered more than {MAX_BODY >> 20} MiB of statistics"
-                            )
-                    return bytes(body)
-            except aiohttp.ServerFingerprintMismatch as e:
-                raise TlsError(
-                    f"{who} presented another certificate than the pinned one", e.got.hex().upper()
-                ) from e
-            except (aiohttp.ClientSSLError, ssl.SSLError) as e:
-                raise TlsError(f"TLS with {who} ({endpoint}) failed: {e}") from e
-            except TimeoutError as e:
-                raise CallTimeout(
-                    f"{who} ({endpoint}) did not answer within {TIMEOUT.total:.0f} s for its statistics"
-                ) from e
-            except (aiohttp.ClientConnectionError, OSError) as e:
-                raise Unreachable(f"cannot reach {who} ({endpoint}) for its statistics: {e}") from e
-            except aiohttp.ClientError as e:
-                raise ProtocolError(f"{who} sent a broken HTTP reply: {e}") from e
-    raise XapiError(f"{who} refused the pool's session for its statistics")
+                if response.status != 200:
+                    page = (await response.content.read(600)).decode("utf-8", "replace")
+                    text = " ".join(re.sub(r"<[^>]*>", " ", page).split())[:300]
+                    raise XapiError(
+                        f"{who} refused its statistics: HTTP {response.status} {response.reason}: {text}"
+                    )
+                body = bytearray()
+                async for chunk in response.content.iter_any():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        raise ProtocolError(f"{who} answered more than {MAX_BODY >> 20} MiB of statistics")
+                return bytes(body)
+            finally:
+                response.close()
+    except TimeoutError as e:
+        raise CallTimeout(
+            f"{who} ({address}) did not answer within {TIMEOUT.total:.0f} s for its statistics"
+        ) from e
+    except TlsError as e:
+        raise TlsError(f"{who}: {e.message}", e.fingerprint) from e
+    except Unreachable as e:
+        raise Unreachable(f"cannot reach {who} for its statistics: {e.message}") from e
+    except aiohttp.ClientError as e:
+        raise ProtocolError(f"{who} sent a broken HTTP reply: {e}") from e
