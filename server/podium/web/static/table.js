@@ -1,19 +1,16 @@
 // A sortable, selectable table that draws only the rows in view (10,000 rows scroll as 40 do).
 // Rows are fixed height; the body is a scrolling box with a spacer as tall as every row together.
-import { h } from "./ui.js";
+import { COLLATOR, h } from "./ui.js";
 
 const ROW = 36; // px, as in podium.css (.vtable .row)
 const OVERSCAN = 8;
-// One collator for every comparison: String.localeCompare with options builds one per call, which made
-// sorting 10,000 rows take most of a second.
-const COLLATOR = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 export class Table {
   /**
    * @param columns [{key, label, value(obj) → sortable, render(obj) → Node|string, width, optional}]
    *   (optional columns are left out when the table is narrower than 40rem);
    *   options.lookup(obj) → the object as it is now, for rows redrawn between two setRows
-   * @param options {label, selectable, onSelect(ids), link(obj) → href, empty}
+   * @param options {label, selectable, onSelect(ids), empty}
    */
   constructor(columns, { label, selectable = false, onSelect = () => {}, empty = "Nothing to show.", lookup = (o) => o } = {}) {
     this.lookup = lookup; // the object as it is now (rows keep the objects of the last setRows)

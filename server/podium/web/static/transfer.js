@@ -1,6 +1,6 @@
 // Importing a VM from an XVA file: vm.import gives an upload address ($sendTo), the file goes there with
 // its progress shown (and a cancel button), and the new VM's id comes back when the pool has it.
-import { bytes, describe, h, toast } from "./ui.js";
+import { bytes, COLLATOR, confirmDialog, describe, h, toast } from "./ui.js";
 
 function upload(url, file, onProgress, signal) {
   return new Promise((resolve, reject) => {
@@ -51,30 +51,16 @@ export async function importXva(api, sr, file) {
 }
 
 /** Ask for an XVA file and the SR to put it on, then import it; `navigate` opens the new VM. */
-export function importDialog(api, store, navigate, srId) {
+export async function importDialog(api, store, navigate, srId) {
   const srs = store.where("SR", (sr) => sr.content_type !== "iso" && sr.SR_type !== "iso" && sr.size > 0)
-    .sort((a, b) => a.name_label.localeCompare(b.name_label));
-  const select = h("select", { id: "import-sr", required: true }, srs.map((sr) => h("option", { value: sr.id, selected: sr.id === srId ? true : null },
-    `${sr.name_label} (${store.get(sr.$pool)?.name_label ?? ""}, ${bytes(sr.size - (sr.physical_usage ?? 0))} free)`)));
-  const file = h("input", { id: "import-file", type: "file", accept: ".xva,application/x-tar", required: true });
-  const form = h("form", { method: "dialog" },
-    h("h2", { id: "import-title" }, "Import a VM"),
-    h("div", { class: "field" }, h("label", { for: "import-file" }, "XVA file"), file),
-    h("div", { class: "field" }, h("label", { for: "import-sr" }, "Storage"), select),
-    h("div", { class: "buttons" },
-      h("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); dialog.remove(); } }, "Cancel"),
-      h("button", { type: "submit" }, "Import")));
-  const dialog = h("dialog", { "aria-labelledby": "import-title" }, form);
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const chosen = file.files[0];
-    const sr = store.get(select.value);
-    if (!chosen || !sr) return;
-    dialog.close();
-    dialog.remove();
-    const id = await importXva(api, sr, chosen);
-    if (id) navigate(`#/vm/${id}`);
-  });
-  document.body.append(dialog);
-  dialog.showModal();
+    .sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
+  const values = await confirmDialog({ title: "Import a VM", action: "Import", fields: [
+    { name: "file", id: "import-file", label: "XVA file", type: "file", accept: ".xva,application/x-tar" },
+    { name: "sr", id: "import-sr", label: "Storage", type: "select", value: srId, options: srs.map((sr) => [sr.id,
+      `${sr.name_label} (${store.get(sr.$pool)?.name_label ?? ""}, ${bytes(sr.size - (sr.physical_usage ?? 0))} free)`]) },
+  ] });
+  const sr = store.get(values?.sr);
+  if (!values?.file || !sr) return;
+  const id = await importXva(api, sr, values.file);
+  if (id) navigate(`#/vm/${id}`);
 }

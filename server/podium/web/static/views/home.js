@@ -5,9 +5,8 @@ import { compile, FilterError } from "../filter.js";
 import { touches } from "../store.js";
 import { Table } from "../table.js";
 import { importDialog } from "../transfer.js";
-import { bytes, h, percent, powerBadge } from "../ui.js";
+import { bytes, COLLATOR, h, objectLink, percent, powerBadge } from "../ui.js";
 
-const link = (type, obj) => h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id);
 const tags = (obj) => (obj.tags ?? []).map((t) => h("span", { class: "tag" }, t));
 
 function containerName(store, obj) {
@@ -20,7 +19,7 @@ const KINDS = {
   VM: {
     title: "VMs",
     columns: (store) => [
-      { key: "name_label", label: "Name", width: "2fr", render: (vm) => [link("vm", vm), vm.name_description ? h("small", {}, vm.name_description) : null] },
+      { key: "name_label", label: "Name", width: "2fr", render: (vm) => [objectLink("vm", vm), vm.name_description ? h("small", {}, vm.name_description) : null] },
       { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
       { optional: true, key: "$container", label: "Host or pool", value: (vm) => containerName(store, vm), render: (vm) => containerName(store, vm) },
       { optional: true, key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
@@ -33,7 +32,7 @@ const KINDS = {
   host: {
     title: "Hosts",
     columns: (store) => [
-      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("host", o) },
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("host", o) },
       { key: "power_state", label: "State", width: "7rem", render: (o) => powerBadge(o.enabled === false ? "Disabled" : o.power_state) },
       { optional: true, key: "address", label: "Address", width: "9rem" },
       { optional: true, key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
@@ -44,7 +43,7 @@ const KINDS = {
   pool: {
     title: "Pools",
     columns: (store) => [
-      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("pool", o) },
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("pool", o) },
       { optional: true, key: "master", label: "Master", value: (o) => store.get(o.master)?.name_label, render: (o) => store.get(o.master)?.name_label ?? "" },
       { optional: true, key: "hosts", label: "Hosts", width: "6rem", value: (o) => store.where("host", (x) => x.$pool === o.id).length, render: (o) => String(store.where("host", (x) => x.$pool === o.id).length) },
       { optional: true, key: "vms", label: "VMs", width: "6rem", value: (o) => store.where("VM", (x) => x.$pool === o.id).length, render: (o) => String(store.where("VM", (x) => x.$pool === o.id).length) },
@@ -53,7 +52,7 @@ const KINDS = {
   SR: {
     title: "Storage",
     columns: (store) => [
-      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("sr", o) },
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("sr", o) },
       { optional: true, key: "SR_type", label: "Type", width: "7rem" },
       { optional: true, key: "$container", label: "Host or pool", value: (o) => containerName(store, o), render: (o) => containerName(store, o) },
       { optional: true, key: "size", label: "Size", width: "7rem", render: (o) => bytes(o.size) },
@@ -63,7 +62,7 @@ const KINDS = {
   network: {
     title: "Networks",
     columns: (store) => [
-      { key: "name_label", label: "Name", width: "2fr", render: (o) => link("network", o) },
+      { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("network", o) },
       { optional: true, key: "bridge", label: "Bridge", width: "8rem" },
       { optional: true, key: "MTU", label: "MTU", width: "5rem" },
       { optional: true, key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
@@ -79,7 +78,6 @@ const TREE_VMS = 100;
 // (a state change shows within half a second; rows in view are redrawn at once all the same).
 const RECOMPUTE_MS = 500;
 const REFRESH_MS = 150;
-const COLLATOR = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 
 function tree(store, type) {
   const opened = new Set(); // hosts whose VMs are shown, kept across redraws

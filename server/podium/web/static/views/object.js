@@ -4,13 +4,11 @@ import { statsPanel } from "../charts.js";
 import { touches } from "../store.js";
 import { Table } from "../table.js";
 import { importDialog } from "../transfer.js";
-import { act, bytes, confirmDialog, h, percent, powerBadge, when } from "../ui.js";
+import { act, bytes, confirmDialog, fact, h, objectLink, percent, powerBadge, when } from "../ui.js";
 
-const link = (type, obj) => (obj ? h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id) : "");
-const row = (label, ...value) => [h("dt", {}, label), h("dd", {}, ...value)];
 
 const VM_COLUMNS = [
-  { key: "name_label", label: "Name", width: "2fr", render: (vm) => link("vm", vm) },
+  { key: "name_label", label: "Name", width: "2fr", render: (vm) => objectLink("vm", vm) },
   { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
   { optional: true, key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
   { optional: true, key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
@@ -30,11 +28,11 @@ const PAGES = {
   host: {
     title: "Host",
     facts: (store, o) => [
-      row("State", powerBadge(o.enabled === false ? "Disabled" : o.power_state)),
-      row("Address", o.address ?? ""), row("Pool", link("pool", store.get(o.$pool))),
-      row("Version", `${o.productBrand ?? ""} ${o.version ?? ""}`.trim()),
-      row("CPUs", String(o.CPUs?.cpu_count ?? "")), row("Memory", `${bytes(o.memory?.usage)} used of ${bytes(o.memory?.size)}`),
-      row("Started", when(o.startTime)),
+      fact("State", powerBadge(o.enabled === false ? "Disabled" : o.power_state)),
+      fact("Address", o.address ?? ""), fact("Pool", objectLink("pool", store.get(o.$pool))),
+      fact("Version", `${o.productBrand ?? ""} ${o.version ?? ""}`.trim()),
+      fact("CPUs", String(o.CPUs?.cpu_count ?? "")), fact("Memory", `${bytes(o.memory?.usage)} used of ${bytes(o.memory?.size)}`),
+      fact("Started", when(o.startTime)),
     ],
     actions: (api, o) => [
       o.enabled === false
@@ -51,13 +49,13 @@ const PAGES = {
   pool: {
     title: "Pool",
     facts: (store, o) => [
-      row("Master", link("host", store.get(o.master))),
-      row("Default storage", link("sr", store.get(o.default_SR))),
-      row("Description", o.name_description ?? ""),
+      fact("Master", objectLink("host", store.get(o.master))),
+      fact("Default storage", objectLink("sr", store.get(o.default_SR))),
+      fact("Description", o.name_description ?? ""),
     ],
     holds: (store, o) => [
       ["Hosts", live(store, "Hosts", "host", [
-        { key: "name_label", label: "Name", width: "2fr", render: (x) => link("host", x) },
+        { key: "name_label", label: "Name", width: "2fr", render: (x) => objectLink("host", x) },
         { key: "power_state", label: "State", render: (x) => powerBadge(x.enabled === false ? "Disabled" : x.power_state) },
         { optional: true, key: "address", label: "Address" },
       ], (x) => x.$pool === o.id)],
@@ -67,9 +65,9 @@ const PAGES = {
   sr: {
     title: "Storage",
     facts: (store, o) => [
-      row("Type", o.SR_type ?? ""), row("Content", o.content_type ?? ""),
-      row("Size", bytes(o.size)), row("Used", `${bytes(o.physical_usage)} (${percent(o.physical_usage, o.size)})`),
-      row("Shared", o.shared ? "yes" : "no"), row("Host or pool", link(store.get(o.$container)?.type === "host" ? "host" : "pool", store.get(o.$container))),
+      fact("Type", o.SR_type ?? ""), fact("Content", o.content_type ?? ""),
+      fact("Size", bytes(o.size)), fact("Used", `${bytes(o.physical_usage)} (${percent(o.physical_usage, o.size)})`),
+      fact("Shared", o.shared ? "yes" : "no"), fact("Host or pool", objectLink(store.get(o.$container)?.type === "host" ? "host" : "pool", store.get(o.$container))),
     ],
     actions: (api, o, { store, navigate }) => [
       h("button", { type: "button", id: "action-import", onclick: () => importDialog(api, store, navigate, o.id) }, "Import VM"),
@@ -84,11 +82,11 @@ const PAGES = {
   network: {
     title: "Network",
     facts: (store, o) => [
-      row("Bridge", o.bridge ?? ""), row("MTU", String(o.MTU ?? "")), row("Pool", link("pool", store.get(o.$pool))),
-      row("Description", o.name_description ?? ""),
+      fact("Bridge", o.bridge ?? ""), fact("MTU", String(o.MTU ?? "")), fact("Pool", objectLink("pool", store.get(o.$pool))),
+      fact("Description", o.name_description ?? ""),
     ],
     holds: (store, o) => [["Interfaces of VMs", live(store, "Interfaces of VMs", "VIF", [
-      { optional: true, key: "VM", label: "VM", width: "2fr", value: (x) => store.get(x.$VM)?.name_label, render: (x) => link("vm", store.get(x.$VM)) },
+      { optional: true, key: "VM", label: "VM", width: "2fr", value: (x) => store.get(x.$VM)?.name_label, render: (x) => objectLink("vm", store.get(x.$VM)) },
       { optional: true, key: "device", label: "Device" }, { key: "MAC", label: "MAC" },
     ], (x) => x.$network === o.id)]],
   },

@@ -26,7 +26,7 @@ function apiForm(id, title, children, submit, redraw) {
   return form;
 }
 
-async function removeButton(label, what, work, redraw) {
+function removeButton(label, what, work, redraw) {
   return h("button", { type: "button", class: "danger", "aria-label": `${label} ${what}`, onclick: async (e) => {
     const button = e.currentTarget;
     if (await confirmDialog({ title: `${label} ${what}`, message: "This cannot be undone.", action: label, danger: true })) {
@@ -39,13 +39,13 @@ async function users({ api, user: me }) {
   const list = h("tbody", {});
   const draw = async () => {
     const all = await api.call("user.getAll");
-    list.replaceChildren(...await Promise.all(all.map(async (u) => {
+    list.replaceChildren(...all.map((u) => {
       const permission = h("select", { "aria-label": `Permission of ${u.email}`, disabled: u.id === me.id ? true : null,
         onchange: (e) => act(e.currentTarget, () => api.call("user.set", { id: u.id, permission: e.currentTarget.value }), `${u.email}: ${e.currentTarget.value}`) },
       ["none", "user", "admin"].map((p) => h("option", { value: p, selected: p === u.permission ? true : null }, p)));
       return h("tr", { dataset: { id: u.id } }, h("td", {}, u.email), h("td", {}, permission),
-        h("td", {}, u.id === me.id ? "(you)" : await removeButton("Delete", u.email, () => api.call("user.delete", { id: u.id }), draw)));
-    })));
+        h("td", {}, u.id === me.id ? "(you)" : removeButton("Delete", u.email, () => api.call("user.delete", { id: u.id }), draw)));
+    }));
   };
   await draw();
   return [h("table", { class: "plain", id: "users" }, headings("E-mail", "Permission", ""), list),
@@ -61,7 +61,7 @@ async function groups({ api }) {
   const draw = async () => {
     const [all, people] = await Promise.all([api.call("group.getAll"), api.call("user.getAll")]);
     const email = new Map(people.map((u) => [u.id, u.email]));
-    list.replaceChildren(...await Promise.all(all.map(async (g) => {
+    list.replaceChildren(...all.map((g) => {
       const add = h("select", { "aria-label": `Add a user to ${g.name}` }, h("option", { value: "" }, "add a user…"),
         people.filter((u) => !g.users.includes(u.id)).map((u) => h("option", { value: u.id }, u.email)));
       add.addEventListener("change", () => add.value && act(add, () => api.call("group.addUser", { id: g.id, userId: add.value })).then(draw));
@@ -69,8 +69,8 @@ async function groups({ api }) {
         h("td", {}, g.users.map((id) => h("span", { class: "tag" }, email.get(id) ?? id,
           h("button", { type: "button", class: "link", "aria-label": `Remove ${email.get(id) ?? id} from ${g.name}`,
             onclick: (e) => act(e.currentTarget, () => api.call("group.removeUser", { id: g.id, userId: id })).then(draw) }, "×"))), add),
-        h("td", {}, await removeButton("Delete", g.name, () => api.call("group.delete", { id: g.id }), draw)));
-    })));
+        h("td", {}, removeButton("Delete", g.name, () => api.call("group.delete", { id: g.id }), draw)));
+    }));
   };
   await draw();
   return [h("table", { class: "plain", id: "groups" }, headings("Name", "Users", ""), list),
@@ -90,11 +90,11 @@ async function acls({ api, store }) {
     const [all, people, teams] = await Promise.all([api.call("acl.get"), api.call("user.getAll"), api.call("group.getAll")]);
     subjects = [...people.map((u) => [u.id, u.email]), ...teams.map((g) => [g.id, `${g.name} (group)`])];
     const names = new Map(subjects);
-    list.replaceChildren(...await Promise.all(all.map(async (a) => {
+    list.replaceChildren(...all.map((a) => {
       const o = store.get(a.object);
       return h("tr", {}, h("td", {}, names.get(a.subject) ?? a.subject), h("td", {}, o ? `${o.name_label} (${o.type})` : a.object), h("td", {}, a.action),
-        h("td", {}, await removeButton("Remove", `the ${a.action} ACL`, () => api.call("acl.remove", { subject: a.subject, object: a.object, action: a.action }), draw)));
-    })));
+        h("td", {}, removeButton("Remove", `the ${a.action} ACL`, () => api.call("acl.remove", { subject: a.subject, object: a.object, action: a.action }), draw)));
+    }));
     const subjectSelect = document.getElementById("acl-subject");
     if (subjectSelect) subjectSelect.replaceChildren(...subjects.map(([v, t]) => h("option", { value: v }, t)));
   };
@@ -112,11 +112,11 @@ async function tokens({ api }) {
   const list = h("tbody", {});
   const draw = async () => {
     const all = await api.call("user.getAuthenticationTokens");
-    list.replaceChildren(...await Promise.all(all.map(async (t) => h("tr", {},
+    list.replaceChildren(...all.map((t) => h("tr", {},
       h("td", {}, t.description || "(no description)"), h("td", {}, new Date(t.created_at).toLocaleString()),
       h("td", {}, new Date(t.expiration).toLocaleString()),
       h("td", {}, t.last_uses?.[""] ? new Date(t.last_uses[""].timestamp).toLocaleString() : "never"),
-      h("td", {}, await removeButton("Revoke", t.description || "token", () => api.call("token.deleteOwn", { token: t.id }), draw))))));
+      h("td", {}, removeButton("Revoke", t.description || "token", () => api.call("token.deleteOwn", { token: t.id }), draw)))));
   };
   await draw();
   return [h("p", {}, "Your tokens: each signs in whoever holds it until it expires or is revoked. Revoking this browser's own signs it out."),

@@ -4,15 +4,7 @@ import { VM_ACTIONS, runOn } from "../actions.js";
 import { statsPanel } from "../charts.js";
 import { consolePanel } from "../console.js";
 import { touches } from "../store.js";
-import { act, bytes, confirmDialog, describe, h, powerBadge, toast, when } from "../ui.js";
-
-function row(label, ...value) {
-  return [h("dt", {}, label), h("dd", {}, ...value)];
-}
-
-function objLink(type, obj) {
-  return obj ? h("a", { href: `#/${type}/${obj.id}` }, obj.name_label || obj.id) : "";
-}
+import { act, bytes, confirmDialog, describe, fact, h, objectLink, powerBadge, toast, when } from "../ui.js";
 
 function disks(store, vm) {
   const vbds = (vm.$VBDs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.position) - Number(b.position));
@@ -25,7 +17,7 @@ function disks(store, vm) {
         h("td", {}, vbd.is_cd_drive ? `CD (${vbd.position})` : vbd.device ?? vbd.position),
         h("td", {}, vdi?.name_label ?? (vbd.is_cd_drive ? "empty" : "")),
         h("td", {}, bytes(vdi?.size)),
-        h("td", {}, objLink("sr", store.get(vdi?.$SR))),
+        h("td", {}, objectLink("sr", store.get(vdi?.$SR))),
         h("td", {}, vbd.attached ? "yes" : "no"));
     })));
 }
@@ -39,7 +31,7 @@ function networks(store, vm) {
       const ips = Object.entries(vm.addresses ?? {}).filter(([k]) => k.startsWith(`${vif.device}/`)).map(([, ip]) => ip);
       return h("tr", {},
         h("td", {}, String(vif.device)), h("td", {}, h("code", {}, vif.MAC)),
-        h("td", {}, objLink("network", store.get(vif.$network))),
+        h("td", {}, objectLink("network", store.get(vif.$network))),
         h("td", {}, ips.join(", ")), h("td", {}, vif.attached ? "yes" : "no"));
     })));
 }
@@ -60,28 +52,15 @@ function tagEditor(api, vm) {
 async function migrate(api, store, vm) {
   const hosts = store.where("host", (x) => x.$pool === vm.$pool && x.id !== vm.$container && x.enabled !== false);
   if (hosts.length === 0) return toast("No other enabled host in this pool to move the VM to", "error");
-  const select = h("select", { id: "migrate-host" }, hosts.map((x) => h("option", { value: x.id }, x.name_label)));
-  const dialog = h("dialog", { "aria-labelledby": "migrate-title" },
-    h("form", { method: "dialog" },
-      h("h2", { id: "migrate-title" }, `Migrate ${vm.name_label}`),
-      h("div", { class: "field" }, h("label", { for: "migrate-host" }, "To host"), select),
-      h("div", { class: "buttons" },
-        h("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); dialog.remove(); } }, "Cancel"),
-        h("button", { type: "submit" }, "Migrate"))));
-  dialog.querySelector("form").addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const targetHost = select.value;
-    dialog.close();
-    dialog.remove();
-    try {
-      await api.call("vm.migrate", { vm: vm.id, targetHost });
-      toast(`${vm.name_label} moved to ${store.get(targetHost)?.name_label}`);
-    } catch (error) {
-      toast(`Migrate ${vm.name_label}: ${describe(error)}`, "error");
-    }
-  });
-  document.body.append(dialog);
-  dialog.showModal();
+  const values = await confirmDialog({ title: `Migrate ${vm.name_label}`, action: "Migrate",
+    fields: [{ name: "host", id: "migrate-host", label: "To host", type: "select", options: hosts.map((x) => [x.id, x.name_label]) }] });
+  if (!values) return;
+  try {
+    await api.call("vm.migrate", { vm: vm.id, targetHost: values.host });
+    toast(`${vm.name_label} moved to ${store.get(values.host)?.name_label}`);
+  } catch (error) {
+    toast(`Migrate ${vm.name_label}: ${describe(error)}`, "error");
+  }
 }
 
 async function exportVm(api, vm) {
@@ -150,19 +129,19 @@ export function render({ api, store, navigate }, { id }) {
       h("section", { "aria-labelledby": "general-title" },
         h("h3", { id: "general-title" }, "General"),
         h("dl", {},
-          row("UUID", h("code", {}, vm.uuid ?? vm.id)),
-          row("Pool", objLink("pool", pool)),
-          row(host?.type === "host" ? "Host" : "Runs on", host?.type === "host" ? objLink("host", host) : "no host (not running)"),
-          row("Operating system", vm.os_version?.name ?? vm.os_version?.distro ?? "unknown (no guest tools)"),
-          row("Started", vm.startTime ? when(vm.startTime) : "—"),
-          row("Address", vm.mainIpAddress ?? "—"),
-          row("Tags", tagEditor(api, vm)))),
+          fact("UUID", h("code", {}, vm.uuid ?? vm.id)),
+          fact("Pool", objectLink("pool", pool)),
+          fact(host?.type === "host" ? "Host" : "Runs on", host?.type === "host" ? objectLink("host", host) : "no host (not running)"),
+          fact("Operating system", vm.os_version?.name ?? vm.os_version?.distro ?? "unknown (no guest tools)"),
+          fact("Started", vm.startTime ? when(vm.startTime) : "—"),
+          fact("Address", vm.mainIpAddress ?? "—"),
+          fact("Tags", tagEditor(api, vm)))),
       h("section", { "aria-labelledby": "hardware-title" },
         h("h3", { id: "hardware-title" }, "Hardware"),
         h("dl", {},
-          row("CPUs", `${vm.CPUs?.number ?? "?"} (up to ${vm.CPUs?.max ?? "?"})`),
-          row("Memory", bytes(vm.memory?.size)),
-          row("Virtualization", vm.virtualizationMode ?? ""))),
+          fact("CPUs", `${vm.CPUs?.number ?? "?"} (up to ${vm.CPUs?.max ?? "?"})`),
+          fact("Memory", bytes(vm.memory?.size)),
+          fact("Virtualization", vm.virtualizationMode ?? ""))),
       h("section", { "aria-labelledby": "disks-title" }, h("h3", { id: "disks-title" }, "Disks"), disks(store, vm)),
       h("section", { "aria-labelledby": "vifs-title" }, h("h3", { id: "vifs-title" }, "Networks"), networks(store, vm)),
       h("section", { "aria-labelledby": "snapshots-title" },
