@@ -8,7 +8,6 @@ names both fingerprints; a refused connection names the address and port.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import urllib.parse
@@ -45,11 +44,6 @@ def api_url(server: str) -> str:
 def format_digest(digest: bytes) -> str:
     """A SHA-256 digest as browsers show a fingerprint: ``AB:CD:…``."""
     return ":".join(f"{b:02X}" for b in digest)
-
-
-def fingerprint_text(der: bytes) -> str:
-    """The fingerprint of a certificate (DER)."""
-    return format_digest(hashlib.sha256(der).digest())
 
 
 async def peer_fingerprint(url: str) -> str | None:
