@@ -21,6 +21,7 @@ import pytest
 
 from podium_appliance.update.installer import PHASES, STOP_AT_ENV
 
+from ..httpproxy import ForwardProxy
 from ..releaseproc import ADMIN, Appliance, make_appliance, process_state
 from ..serverproc import free_port
 from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
@@ -364,17 +365,26 @@ async def _as_user(box: Appliance) -> None:
                 raise AssertionError(reply["error"]["message"])
 
 
+@pytest.fixture
+def site_proxy() -> Iterator[ForwardProxy]:
+    """The site's HTTP proxy, through which the appliance reaches its update server."""
+    with ForwardProxy() as proxy:
+        yield proxy
+
+
 def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory, bundles: dict[str, Path],
-                                    tmp_path: Path) -> None:  # fmt: skip
+                                    tmp_path: Path, site_proxy: ForwardProxy) -> None:  # fmt: skip
     newest = factory("1.4.0", notes="Release 1.4.0: the newest on stable.")
     out = tmp_path / "updates"
     index = factory.channel([bundles[OLD], bundles[NEW], newest], "stable", out)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
                                "--directory", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    config = appliance.layout.updates_toml.read_text()
     try:
-        config = appliance.layout.updates_toml.read_text()
-        appliance.layout.updates_toml.write_text(config + f'url = "http://127.0.0.1:{port}/"\n')
+        kept = [line for line in config.splitlines() if not line.startswith(("url ", "proxy "))]  # set up's
+        settings = [f'url = "http://127.0.0.1:{port}/"', f'proxy = "{site_proxy.url}"']
+        appliance.layout.updates_toml.write_text("\n".join(kept + settings) + "\n")
         deadline = time.monotonic() + 10
         while (done := appliance.update("check")).returncode != 0 and time.monotonic() < deadline:
             time.sleep(0.2)  # http.server is starting
@@ -394,7 +404,11 @@ def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory
         assert "kept@example.org" in users(appliance)
         done = appliance.update("check")
         assert done.returncode == 0 and "1.4.0 is the newest release" in done.stdout
+        carried = [url for _, url in site_proxy.requests]
+        assert f"http://127.0.0.1:{port}/stable/index.json" in carried, carried
+        assert any(url.endswith("/podium-1.4.0.bundle") for url in carried), carried
     finally:
+        appliance.layout.updates_toml.write_text(config)
         server.terminate()
         server.wait()
 

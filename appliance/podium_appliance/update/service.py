@@ -230,7 +230,9 @@ class UpdaterService:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return web.json_response({"upload": name, "size": size, "manifest": manifest.to_dict()})
+        return web.json_response(
+            {"upload": name, "size": size, "manifest": manifest.to_dict(), "signed_by": manifest.signed_by}
+        )
 
     async def h_events(self, request: web.Request) -> web.StreamResponse:
         since = int(request.query.get("since", self.seq))

@@ -38,7 +38,13 @@ export class Api extends EventTarget {
     }
   }
 
+  get connected() {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
   call(method, params = {}) {
+    // A closed socket drops what is sent without a word: say so instead of waiting for ever.
+    if (!this.connected) return Promise.reject(new Error("not connected to the Podium server"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -68,14 +68,64 @@ async function start(api, user) {
   window.addEventListener("hashchange", () => { draw(); $("view").focus({ preventScroll: true }); });
   draw();
   show("view");
+  return store;
+}
+
+/**
+ * When the socket closes (the server restarts during an upgrade, a proxy reloads, the network blinks), open
+ * it again with growing pauses, sign in again with the token cookie and read the objects again; the page
+ * stays as it is meanwhile, with a banner saying so. A token that no longer signs in goes back to sign-in.
+ */
+function keepConnected(api, session) {
+  let retrying = false;
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  api.addEventListener("close", async () => {
+    if (retrying) return; // a failed attempt closes too
+    retrying = true;
+    $("offline").hidden = false;
+    for (let pause = 500; ; pause = Math.min(2 * pause, 8000)) {
+      await sleep(pause);
+      try {
+        await api.open();
+      } catch {
+        continue;
+      }
+      if (!session.store) break; // not signed in yet: the sign-in form works again
+      const token = readToken();
+      try {
+        if (!token) throw Object.assign(new Error("signed out"), { code: 3 });
+        await api.call("session.signIn", { token });
+        await session.store.load();
+        break;
+      } catch (error) {
+        if (error.code === 3) { // invalidCredentials: the token expired or was revoked meanwhile
+          writeToken("", 0);
+          location.reload();
+          return;
+        }
+      }
+    }
+    retrying = false;
+    $("offline").hidden = true;
+    toast("Connected again");
+    offerReload(api);
+  });
+}
+
+/** After an upgrade the server runs a newer Podium than the one this page came from: offer its pages. */
+async function offerReload(api) {
+  const running = await api.call("system.getServerVersion").catch(() => null);
+  const mine = document.querySelector('meta[name="podium-version"]')?.content;
+  if (!running || !mine || running === mine) return;
+  $("reload-text").textContent = `Podium ${running} is now running (this page is ${mine}): reload to use its new version.`;
+  $("reload-button").onclick = () => location.reload();
+  $("reload").hidden = false;
 }
 
 async function main() {
   const api = await new Api().open();
-  api.addEventListener("close", () => {
-    $("connecting").textContent = "Connection lost: reload the page.";
-    show("connecting");
-  });
+  const session = { store: null };
+  keepConnected(api, session);
   $("signin").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("signin-error").hidden = true;
@@ -86,7 +136,7 @@ async function main() {
       });
       writeToken(fresh, LIFETIME_DAYS);
       $("password").value = "";
-      await start(api, user);
+      session.store = await start(api, user);
     } catch (error) {
       $("signin-error").textContent = error.message;
       $("signin-error").hidden = false;
@@ -109,7 +159,10 @@ async function main() {
     } catch {
       writeToken("", 0); // expired or revoked: sign in again
     }
-    if (user) return start(api, user);
+    if (user) {
+      session.store = await start(api, user);
+      return;
+    }
   }
   show("signin");
 }

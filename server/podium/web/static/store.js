@@ -13,11 +13,14 @@ export class Store extends EventTarget {
     this.changedTypes = new Set();
     this.scheduled = false;
     this.version = 0; // bumped on every flush: views compare it to know whether to recompute
+    api.addEventListener("all", (event) => this.apply(event.detail));
   }
 
-  /** Read everything once; notifications before the answer are already in it (one ordered socket). */
+  /**
+   * Read everything; notifications before the answer are already in it (one ordered socket). Called again
+   * after a reconnection: what vanished meanwhile is gone from the answer, so it leaves the store too.
+   */
   async load() {
-    this.api.addEventListener("all", (event) => this.apply(event.detail));
     const all = await this.api.call("xo.getAllObjects");
     this.objects.clear();
     this.types.clear();

@@ -2,7 +2,8 @@
 // its progress shown (and a cancel button), and the new VM's id comes back when the pool has it.
 import { bytes, COLLATOR, confirmDialog, describe, h, toast } from "./ui.js";
 
-function upload(url, file, onProgress, signal) {
+/** PUT a file to a $sendTo address with its progress; resolves the JSON-RPC result the address answers. */
+export function upload(url, file, onProgress, signal) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", url);
@@ -19,7 +20,7 @@ function upload(url, file, onProgress, signal) {
     });
     xhr.addEventListener("error", () => reject(new Error("the upload was cut off")));
     xhr.addEventListener("abort", () => reject(new Error("cancelled")));
-    signal.addEventListener("abort", () => xhr.abort());
+    signal?.addEventListener("abort", () => xhr.abort());
     xhr.send(file);
   });
 }

@@ -1,9 +1,10 @@
 // Settings: the pools' masters Podium connects to, and what the server is. The servers' status is read
 // with server.getAll (it is not an object of the pools, so it is not in the store); the page reads it
 // again after each change and every few seconds while it is open.
-import { act, confirmDialog, describe, h, toast } from "../ui.js";
+import { upload } from "../transfer.js";
+import { act, bytes, confirmDialog, describe, fact, fill, h, toast, when } from "../ui.js";
 
-const SECTIONS = { servers: "Servers", users: "Users", groups: "Groups", acls: "ACLs", tokens: "Tokens", about: "About" };
+const SECTIONS = { servers: "Servers", users: "Users", groups: "Groups", acls: "ACLs", tokens: "Tokens", updates: "Updates", about: "About" };
 
 const field = (prefix, name, label, attrs = {}) => h("div", { class: "field" },
   h("label", { for: `${prefix}-${name}` }, label), h("input", { id: `${prefix}-${name}`, name, ...attrs }));
@@ -180,6 +181,117 @@ async function servers({ api }) {
   return [table, form];
 }
 
+/**
+ * The appliance's updates (admins): what runs and is installed, the last operation and check, the release
+ * the channel offers with its notes, an upgrade from the channel or from an uploaded bundle, a rollback.
+ * The updater service does the work and the server restarts during it, so the page follows its state with
+ * updater.getState (each second while busy) and rides out the restart on the reconnecting socket.
+ */
+async function updates({ api }) {
+  const facts = h("dl", { id: "update-status" });
+  const bar = h("progress", { max: "100", value: "0", "aria-label": "Update progress" });
+  const step = h("span", { id: "update-step" });
+  const progress = h("div", { class: "card", id: "update-progress", role: "status", hidden: true }, step, bar);
+  const offer = h("div", { id: "update-offer" });
+  const buttons = h("div", { class: "actions" });
+  let busy = false;
+  let timer = null;
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => (facts.isConnected ? draw() : null), busy ? 1000 : 5000);
+  };
+  const start = async (button, work) => {
+    const started = await act(button, work);
+    if (started !== undefined) {
+      busy = true;
+      draw();
+    }
+  };
+  const upgradeButton = (version, params) => h("button", { type: "button", id: "update-upgrade", onclick: async (e) => {
+    const button = e.currentTarget;
+    const sure = await confirmDialog({ title: `Upgrade to ${version}`, action: "Upgrade",
+      message: "Podium restarts during the upgrade (about a minute); it goes back to this release by itself if the new one does not start." });
+    if (sure) start(button, () => api.call("updater.upgrade", params));
+  } }, `Upgrade to ${version}`);
+  const notes = (text) => h("pre", { class: "notes" }, text || "(no release notes)");
+
+  async function draw() {
+    let state;
+    try {
+      state = await api.call("updater.getState");
+    } catch (error) {
+      if (busy) { // the server is restarting into the new release, or the socket is reconnecting
+        step.textContent = "The server is restarting…";
+        schedule();
+      } else {
+        facts.replaceChildren(h("dd", { class: "error-text" }, describe(error)));
+        buttons.replaceChildren();
+      }
+      return;
+    }
+    busy = Boolean(state.busy);
+    progress.hidden = !busy;
+    if (busy) {
+      bar.value = state.progress?.percent ?? 0;
+      step.textContent = `${state.busy}: ${state.progress?.message ?? "starting"} (${state.progress?.percent ?? 0} %)`;
+    }
+    const last = state.last;
+    const check = state.last_check;
+    fill(facts,
+      fact("Running", h("strong", { id: "update-current" }, state.current ?? "nothing installed")),
+      fact("Channel", state.channel ?? ""),
+      fact("Installed", (state.installed ?? []).join(", ") || "-"),
+      state.bad?.length ? fact("Failed", `${state.bad.join(", ")} (skipped by checks)`) : null,
+      state.interrupted ? fact("Interrupted", `${state.interrupted.operation} to ${state.interrupted.target} in ${state.interrupted.phase}`) : null,
+      fact("Last operation", last ? h("span", { id: "update-last", class: last.ok ? "" : "error-text" },
+        `${when(last.at)} ${last.operation}: ${last.message}`) : "none"),
+      fact("Last check", check ? `${when(check.at)}: ${check.message}` : "never"));
+    const available = check?.ok && check.available && check.available.version !== state.current ? check.available : null;
+    offer.replaceChildren(...(available ? [h("h3", {}, `Release ${available.version} is available`), notes(available.notes)] : []));
+    fill(buttons,
+      h("button", { type: "button", id: "update-check", disabled: busy ? true : null, onclick: async (e) => {
+        const answer = await act(e.currentTarget, () => api.call("updater.check"));
+        if (answer) toast(answer.message);
+        draw();
+      } }, "Check now"),
+      available && !busy ? upgradeButton(available.version, { version: available.version }) : null,
+      h("button", { type: "button", class: "danger", id: "update-rollback", disabled: busy || (state.installed ?? []).length < 2 ? true : null,
+        onclick: async (e) => {
+          const button = e.currentTarget;
+          const sure = await confirmDialog({ title: "Roll back", action: "Roll back", danger: true,
+            message: "Go back to the release this one was upgraded from. Refused when the database changed since (its backup would lose what was done)." });
+          if (sure) start(button, () => api.call("updater.rollback"));
+        } }, "Roll back"));
+    schedule();
+  }
+
+  const file = h("input", { type: "file", id: "bundle-file", accept: ".bundle", required: true });
+  const sending = h("progress", { max: "1", value: "0", hidden: true, "aria-label": "Bundle upload" });
+  const form = h("form", { class: "card", id: "upload-bundle" }, h("h3", {}, "Install from a file"),
+    h("p", {}, "An update bundle (podium-<version>.bundle) for appliances without access to an update server. Its signature is checked before anything else."),
+    h("div", { class: "field" }, h("label", { for: "bundle-file" }, "Bundle"), file), sending,
+    h("button", { type: "submit" }, "Upload and check"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const chosen = file.files[0];
+    if (!chosen) return;
+    sending.hidden = false;
+    const checked = await act(form.querySelector("button[type=submit]"), async () => {
+      const { $sendTo } = await api.call("updater.upload");
+      return upload($sendTo, chosen, (done, total) => { sending.value = total ? done / total : 0; });
+    });
+    sending.hidden = true;
+    if (!checked) return;
+    form.reset();
+    const m = checked.manifest;
+    const sure = await confirmDialog({ title: `Install ${m.version}`, action: `Upgrade to ${m.version}`,
+      message: `A bundle of ${bytes(checked.size)} for the ${m.channel} channel, signed by the key ${checked.signed_by}. ${m.notes || ""}` });
+    if (sure) start(null, () => api.call("updater.upgrade", { upload: checked.upload }));
+  });
+  await draw();
+  return [facts, progress, offer, buttons, form];
+}
+
 async function about({ api }) {
   const version = await api.call("system.getServerVersion").catch(() => "");
   return [h("dl", {}, h("dt", {}, "Podium server"), h("dd", { id: "server-version" }, String(version)),
@@ -189,7 +301,7 @@ async function about({ api }) {
 export function render(ctx, { section = "servers" }) {
   const current = SECTIONS[section] ? section : "servers";
   const body = h("div", {}, h("p", { role: "status" }, "Loading…"));
-  const make = { servers, users, groups, acls, tokens, about }[current];
+  const make = { servers, users, groups, acls, tokens, updates, about }[current];
   make(ctx).then((nodes) => body.replaceChildren(...nodes)).catch((error) => body.replaceChildren(h("p", { class: "error" }, describe(error))));
   return h("article", { class: "settings", "aria-labelledby": "settings-title" },
     h("h2", { id: "settings-title" }, "Settings"),
