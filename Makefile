@@ -16,7 +16,8 @@ SYSTEM_PACKAGES := \
 	ca-certificates \
 	nginx:'command -v nginx' \
 	chromium:'command -v chromium' \
-	xva-img
+	xva-img \
+	postgresql
 
 # What `make xva` and `make image-test` need besides the above.
 IMAGE_PACKAGES := packer qemu-system-x86 qemu-utils mmdebstrap fdisk e2fsprogs openssh-client

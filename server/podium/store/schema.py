@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import String, column, event, inspect, make_url, pool, select, table
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .. import __version__
@@ -213,8 +213,10 @@ async def _run(url: str, work: Callable[[Connection], T], write: bool) -> T:
     try:
         async with engine.begin() as conn:
             return await conn.run_sync(work)
-    except OperationalError as e:
+    except DBAPIError as e:  # SQLite's OperationalError, PostgreSQL's refusals (a wrong password …)
         raise SchemaError(f"cannot use the database {where(url)}: {e.orig}") from e
+    except OSError as e:  # no PostgreSQL server at that address
+        raise SchemaError(f"cannot reach the database {where(url)}: {e}") from e
     finally:
         await engine.dispose()
 
