@@ -70,9 +70,15 @@ class Appliance:
         path = self.services / "podium-server.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def set_up(self) -> None:
-        """What the wizard's completion does for the server: its configuration, then it starts."""
+    def set_up(self, database_url: str = "") -> None:
+        """What the wizard's completion does for the server: its configuration (with ``database_url``, as
+        an administrator would add it), then it starts."""
         write_server_config(self.layout, self.layout.settings(), Answers(*ADMIN))
+        if database_url:
+            config = self.layout.server_toml.read_text()
+            self.layout.server_toml.write_text(
+                config.replace("[admin]", f'database_url = "{database_url}"\n\n[admin]')
+            )
         subprocess.run(self.layout.settings().command("server_start"), check=True)
         self.wait_healthy()
 

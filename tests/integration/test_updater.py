@@ -22,6 +22,7 @@ import pytest
 from podium_appliance.update.installer import PHASES, STOP_AT_ENV
 
 from ..httpproxy import ForwardProxy
+from ..pgproc import Postgres, start_postgres
 from ..releaseproc import ADMIN, Appliance, make_appliance, process_state
 from ..serverproc import free_port
 from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
@@ -31,9 +32,11 @@ pytestmark = pytest.mark.timeout(900)
 OLD, NEW, BROKEN = "1.0.0", "1.1.0", "1.2.0"
 
 
-def broken_bundle(factory: BundleFactory, folder: Path, version: str) -> Path:
+def broken_bundle(factory: BundleFactory, folder: Path, version: str, revision: str = "") -> Path:
     """A bundle of this tree whose server cannot start (it fails at import): built from a copy of the
-    tree with one line changed, signed with the same key, so only its health check can catch it."""
+    tree with one line changed, signed with the same key, so only its health check can catch it. With a
+    ``revision``, its migrations change the schema and the server fails only when it starts serving (so
+    ``podium-server migrate``, which imports it all, gets to run)."""
     tree = folder / "broken-tree"
     if not tree.exists():
         ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules")
@@ -43,7 +46,16 @@ def broken_bundle(factory: BundleFactory, folder: Path, version: str) -> Path:
             if (ROOT / name).exists():
                 shutil.copy(ROOT / name, tree / name)
         app = tree / "server" / "podium" / "app.py"
-        app.write_text(app.read_text() + "\nraise RuntimeError('this release is broken on purpose')\n")
+        if revision:
+            (tree / "server/podium/store/migrations/versions/0002_broken_release.py").write_text(revision)
+            code = app.read_text()
+            start = "def make_app(settings: Settings) -> web.Application:\n"
+            assert start in code
+            app.write_text(
+                code.replace(start, start + "    raise RuntimeError('this release is broken on purpose')\n")
+            )
+        else:
+            app.write_text(app.read_text() + "\nraise RuntimeError('this release is broken on purpose')\n")
     factory.ensure_key()
     argv = [sys.executable, str(tree / "scripts" / "make_bundle.py"), "--version", version,
             "--key", str(factory.key_path), "--out", str(folder / "broken"), "--wheel-cache", str(WHEEL_CACHE)]  # fmt: skip
@@ -448,3 +460,69 @@ def test_snapshot_of_the_appliance_vm_before_upgrading(
         assert f"→ {version}" in " ".join(snapshots())
         assert len(snapshots()) == 1, snapshots()
     assert before != appliance.current() == "1.6.0"
+
+
+# --- a server on PostgreSQL: its database dumped before migrating, put back when the release fails ----------
+MIGRATES = '''"""A release's schema change: a table and a column, with data."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+    op.add_column("users", sa.Column("note", sa.String(50), nullable=False, server_default="migrated"))
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_postgresql_database_is_backed_up_and_put_back(
+    factory: BundleFactory, bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory, pg: Postgres
+) -> None:
+    box = make_appliance(tmp_path_factory.mktemp("pgbox"), factory.keyring_path)
+    try:
+        done = box.update("apply", "--bundle", str(bundles[OLD]))
+        assert done.returncode == 0, done.stderr
+        box.set_up(database_url=pg.url())
+        box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+        assert not (box.layout.server_data / "podium.db").exists()  # the data is in PostgreSQL
+
+        done = box.update("apply", "--bundle", str(bundles[NEW]))  # no schema change: a dump all the same
+        assert done.returncode == 0, done.stderr
+        assert (box.layout.update_state / "backups" / NEW / "database.pgdump").stat().st_mode & 0o077 == 0
+
+        # a release that migrates the schema, then cannot start: the database comes back as it was
+        migrating = broken_bundle(factory, tmp_path_factory.mktemp("migrating"), "1.7.0", revision=MIGRATES)
+        box.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 0\nhealth_seconds = 15\n')
+        done = box.update("apply", "--bundle", str(migrating))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert (
+            "1.7.0 failed (the Podium server did not answer" in done.stdout
+            and f"{NEW} is running again" in done.stdout
+        )
+        assert (box.layout.update_state / "state.json").read_text().count('"schema_changed": true') == 1
+        assert box.current() == NEW
+        assert pg.psql("SELECT version_num FROM alembic_version").split() == ["0001"]
+        assert "notes" not in pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").split()
+        columns = pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")
+        assert "note" not in columns.split()
+        assert "kept@example.org" in users(box)  # and the server on it answers
+    finally:
+        box.stop()

@@ -10,7 +10,7 @@ appliance always ends on a release that passed a health check, with its data, wh
 Releases live in ``opt/podium/releases/<version>`` (a venv made at that path, so its scripts keep pointing at
 it whatever ``current`` says; the appliance files in ``rootfs/``; ``release.json`` written last marks it
 complete). The data folder is copied to ``update_state/backups/<version>`` before the release ``<version>``
-touches it.
+touches it, with a dump of the database when it is PostgreSQL (:mod:`.pgdump`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ..errors import ApplianceError
 from ..layout import Layout, Settings, fsync_dir, write_atomic
 from ..system import run, run_async
 from ..xenstore import open_store
+from . import pgdump
 from .bundle import Manifest, extract_payload, mib, verify_bundle
 from .config import UpdateConfig
 from .releases import (
@@ -154,14 +155,21 @@ class Updater:
         """The server has a configuration (setup is complete or under way): it runs and must keep running."""
         return self.layout.server_toml.exists()
 
+    def _server_config(self) -> dict[str, object]:
+        try:
+            return tomllib.loads(self.layout.server_toml.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            return {}
+
     def _data_dir(self) -> Path:
         """The server's data folder, as its configuration names it."""
-        try:
-            data = tomllib.loads(self.layout.server_toml.read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            return self.layout.server_data
         # written by setup as the path the server opens (under the root prefix already)
-        return Path(str(data.get("data_dir", self.layout.server_data)))
+        return Path(str(self._server_config().get("data_dir", self.layout.server_data)))
+
+    def _postgres_url(self) -> str:
+        """The server's database URL when it is PostgreSQL (outside the data folder), else ""."""
+        url = str(self._server_config().get("database_url", ""))
+        return url if self.server_set_up and pgdump.is_postgres(url) else ""
 
     def _admin(self, release: Path, *args: str, what: str, timeout: float = 120) -> str:
         argv = self.settings.command(
@@ -189,6 +197,8 @@ class Updater:
                 "build it with a new version"
             )
         self._check_space(manifest)
+        if self._postgres_url():
+            pgdump.check_tools()
         return manifest
 
     def _check_space(self, manifest: Manifest) -> None:
@@ -342,6 +352,8 @@ class Updater:
         dest.mkdir(parents=True, mode=0o700)
         if data.exists():
             copy_tree(data, dest / "data")
+        if url := self._postgres_url():
+            pgdump.backup(url, dest)
         write_atomic(dest / "complete", json.dumps({"data_dir": str(data), "at": time.time()}) + "\n")
 
     def _note_migration(self, target: str, said: str) -> None:
@@ -545,6 +557,8 @@ class Updater:
             copy_tree(backup / "data", restoring)
         else:
             restoring.mkdir(mode=0o700)
+        if pgdump.has_backup(backup) and (url := self._postgres_url()):
+            pgdump.restore(url, backup)  # first: a failure here leaves the data folder as it was too
         if data.exists():
             shutil.rmtree(failed, ignore_errors=True)
             os.rename(data, failed)
