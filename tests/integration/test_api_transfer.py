@@ -245,3 +245,52 @@ async def test_import_from_a_url_and_a_missing_one(api, vm_with_data, tmp_path):
         assert "404" in str(e.value)
     finally:
         await runner.cleanup()
+
+
+async def test_migrate_a_running_vm_and_its_snapshot_to_another_pool(api, two_pools, vm_with_data):
+    vm, vdi, data = vm_with_data
+    pools = await pool_ids(api)
+    snapshot = await api.call("vm.snapshot", {"id": vm, "name": "before the move"})
+    await api.call("vm.start", {"id": vm})
+    before = await wait_object(api, vm)
+    hosts = await objects(api, type="host", **{"$poolId": pools[1]})
+    host = next(iter(sorted(hosts)))
+    sr = await disk_sr(api, pools[1])
+    mac = {(await wait_object(api, v))["MAC"] for v in before["VIFs"]}
+
+    # Refused before anything moves: an SR of the VM's own pool as the target SR.
+    wrong = await disk_sr(api, pools[0])
+    with pytest.raises(ApiError) as e:
+        await api.call("vm.migrate", {"vm": vm, "targetHost": host, "sr": wrong["id"]})
+    assert e.value.code == 10 and "sr" in str(e.value)
+    with pytest.raises(ApiError) as e:
+        await api.call(
+            "vm.migrate", {"vm": vm, "targetHost": host, "sr": sr["id"], "mapVdisSrs": {vdi: wrong["id"]}}
+        )
+    assert e.value.code == 10 and "mapVdisSrs" in str(e.value)
+    assert (await wait_object(api, vm))["$poolId"] == pools[0]
+    # The source pool fails the move: the error says so, and the VM is where it was, running.
+    two_pools.ctl(
+        "POST", "/faults", {"method": "VM.migrate_send", "error": ["VM_MIGRATE_FAILED", "x", "y", "z", "cut"]}
+    )
+    with pytest.raises(ApiError, match="VM_MIGRATE_FAILED"):
+        await api.call("vm.migrate", {"vm": vm, "targetHost": host, "sr": sr["id"]})
+    url, s = login(two_pools)
+    assert jsonrpc(url, "VM.get_power_state", s, jsonrpc(url, "VM.get_by_uuid", s, vm)) == "Running"
+    assert not [v for v in await objects(api, type="VM", **{"$poolId": pools[1]}) if v == vm]
+
+    await api.call("vm.migrate", {"vm": vm, "targetHost": host, "sr": sr["id"]})
+    for _ in range(200):
+        moved = await wait_object(api, vm)
+        if moved["$poolId"] == pools[1] and moved["power_state"] == "Running":
+            break
+        await asyncio.sleep(0.05)
+    assert moved["$container"] == host and moved["name_label"] == before["name_label"]  # same uuid, new pool
+    disks = await data_disks(api, vm)
+    assert [(await wait_object(api, d))["$SR"] for d in disks] == [sr["id"]] * len(disks)
+    assert data in [await disk_content(api, d) for d in disks]  # the disk's content came along
+    assert {(await wait_object(api, v))["MAC"] for v in moved["VIFs"]} == mac
+    assert (await wait_object(api, snapshot))["$poolId"] == pools[1]  # snapshots go with their VM
+    with pytest.raises(Exception, match="UUID_INVALID"):
+        jsonrpc(url, "VM.get_by_uuid", s, vm)  # gone from the first pool
+    assert vdi not in await objects(api, type="VDI")  # the source disk went (the copy has its own uuid)

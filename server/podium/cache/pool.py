@@ -172,7 +172,7 @@ class PoolCache:
         self.readers_of.clear()
         self.linkers_of.clear()
         self.reads.clear()
-        self.store.apply({}, ids)
+        self.store.apply({}, ids, self.pool_id or None)
 
     # -- shaping -------------------------------------------------------------------------------
     def _set_pool(self, pools: dict[str, Record]) -> None:
@@ -206,7 +206,7 @@ class PoolCache:
             if self.store.get(new_id) != obj:
                 enter[new_id] = obj
         exit_ids -= set(enter)
-        self.store.apply(enter, exit_ids)
+        self.store.apply(enter, exit_ids, self.pool_id or None)
 
     def _shape(self, ref: str) -> Obj | None:
         old_reads, old_links = self.reads.pop(ref, ((), ()))

@@ -70,13 +70,18 @@ class ObjectStore:
 
         return unsubscribe
 
-    def apply(self, enter: dict[str, Obj], exit_ids: list[str] | set[str]) -> Batch:
-        """Change the store and tell every subscriber; returns the batch (empty when nothing changed)."""
+    def apply(self, enter: dict[str, Obj], exit_ids: list[str] | set[str], pool: str | None = None) -> Batch:
+        """Change the store and tell every subscriber; returns the batch (empty when nothing changed).
+
+        With ``pool``, an exit removes an object only if it is that pool's: a VM moved to another pool keeps
+        its uuid, and the new pool may report it before the old one reports it gone.
+        """
         left: dict[str, Obj] = {}
         for id_ in exit_ids:
-            old = self.objects.pop(id_, None)
-            if old is None:
+            old = self.objects.get(id_)
+            if old is None or (pool is not None and old.get("$poolId", pool) != pool):
                 continue
+            del self.objects[id_]
             self._unindex(id_, old)
             left[id_] = old
         for id_, obj in enter.items():

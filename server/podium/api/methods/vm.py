@@ -14,7 +14,7 @@ from ..errors import invalid
 from ..registry import Resolve, api
 from .common import created, set_names, xapi
 from .disk import attach
-from .vm_transfer import copy_between_pools
+from .vm_transfer import copy_between_pools, migrate_between_pools
 
 _VM = ("VM",)
 _OPERATE = (Resolve("id", _VM, "operate"),)
@@ -268,10 +268,26 @@ async def create_interface(ctx: Context, vm: dict[str, Any], network: dict[str, 
     return await created(ctx, vm, "VIF", ref)
 
 
-@api("vm.migrate", params={"vm": {"type": "string"}, "targetHost": {"type": "string"}},
-     resolve=(Resolve("vm", ("VM",), "administrate"), Resolve("targetHost", ("host",), "administrate")))  # fmt: skip
-async def migrate(ctx: Context, vm: dict[str, Any], targetHost: dict[str, Any]) -> None:
-    """Move a running VM to another host of its pool, live."""
-    if targetHost["$poolId"] != vm["$poolId"]:
-        raise invalid("targetHost", "must be a host of the VM's pool (to another pool: vm.copy)", "pool")
-    await xapi(ctx, vm, "VM.pool_migrate", targetHost["_xapiRef"], {"live": "true"})
+@api("vm.migrate",
+     params={"vm": {"type": "string"}, "targetHost": {"type": "string"},
+             "sr": {"type": "string", "optional": True,
+                    "description": "to another pool: the SR for the disks not in mapVdisSrs (default: its default SR)"},
+             "mapVdisSrs": {"type": "object", "optional": True, "description": "to another pool: disk id → SR id"},
+             "mapVifsNetworks": {"type": "object", "optional": True,
+                                 "description": "to another pool: interface id → network id (default: migrationNetwork)"},
+             "migrationNetwork": {"type": "string", "optional": True,
+                                  "description": "to another pool: the network the VM crosses by (default: the "
+                                                 "target host's management network)"}},
+     resolve=(Resolve("vm", ("VM",), "administrate"), Resolve("targetHost", ("host",), "administrate"),
+              Resolve("sr", ("SR",), "administrate"), Resolve("migrationNetwork", ("network",), "administrate")))  # fmt: skip
+async def migrate(ctx: Context, vm: dict[str, Any], targetHost: dict[str, Any], sr: dict[str, Any] | None = None,
+                  mapVdisSrs: dict[str, str] | None = None, mapVifsNetworks: dict[str, str] | None = None,
+                  migrationNetwork: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Move a VM to another host: within its pool, live; to another pool, with its disks and snapshots
+    (storage XenMotion: running or halted, disks onto the SRs chosen there, interfaces onto its networks)."""
+    if targetHost["$poolId"] == vm["$poolId"]:
+        await xapi(ctx, vm, "VM.pool_migrate", targetHost["_xapiRef"], {"live": "true"})
+        return
+    await migrate_between_pools(
+        ctx, vm, targetHost, sr, mapVdisSrs or {}, mapVifsNetworks or {}, migrationNetwork
+    )

@@ -4,7 +4,8 @@ vm.export answers ``$getFrom``: the download streams the pool's ``/export`` thro
 VM is snapshotted first and the snapshot deleted after). vm.import answers ``$sendTo``, or reads a URL;
 the upload streams into the pool's ``/import``. A copy to an SR of another pool pipes one pool's export
 into the other's import. Each runs under a pool task (visible as a task object, cancellable with
-task.cancel); a failed import leaves nothing behind, as xapi cleans up after itself.
+task.cancel); a failed import leaves nothing behind, as xapi cleans up after itself. A migration to another
+pool (vm.migrate's other half) is XAPI's own storage XenMotion between the two pools' hosts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..context import Context
 from ..errors import ApiError, invalid
 from ..registry import Resolve, api
 from ..transfer import error_response, relay_download, request_body
-from .common import created
+from .common import created, xapi, xapi_task
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +183,70 @@ async def copy_between_pools(
     new_ref = task_refs(result)[0]
     await target.call("VM.set_name_label", new_ref, name)
     return uuid
+
+
+async def migrate_between_pools(
+    ctx: Context,
+    vm: dict[str, Any],
+    host: dict[str, Any],
+    sr: dict[str, Any] | None,
+    map_vdis_srs: dict[str, str],
+    map_vifs_networks: dict[str, str],
+    network: dict[str, Any] | None,
+) -> None:
+    """Move a VM to a host of another pool with its disks (XAPI's storage XenMotion): the target pool's
+    ``host.migrate_receive`` gives a token, the source's ``VM.migrate_send`` moves the VM, under a task.
+    Every disk goes to the SR ``map_vdis_srs`` names, else ``sr``, else the target pool's default SR; every
+    interface to the network ``map_vifs_networks`` names, else the migration network (``network``, else the
+    target host's management network). Each is checked first: an SR or a network of another pool, or one the
+    user may not administrate, refuses the call with nothing moved."""
+    objects = ctx.services.objects
+    target_pool = host["$poolId"]
+
+    def of_target(id_: str, param: str, types: tuple[str, ...]) -> dict[str, Any]:
+        obj = ctx.object(id_, types, "administrate")
+        if obj["$poolId"] != target_pool:
+            raise invalid(param, f"{id_} is not in the target host's pool", "pool")
+        return obj
+
+    if network is None:
+        managed = [p for p in (objects.get(i) for i in host.get("PIFs", [])) if p and p.get("management")]
+        network = objects.get(managed[0].get("$network", "")) if managed else None
+        if network is None:
+            raise invalid("migrationNetwork", "the target host has no management interface: name a network")
+    elif network["$poolId"] != target_pool:
+        raise invalid("migrationNetwork", "must be a network of the target host's pool", "pool")
+    if sr is not None and sr["$poolId"] != target_pool:
+        raise invalid("sr", "must be an SR of the target host's pool", "pool")
+    if sr is None:
+        default = objects.get(str((objects.get(target_pool) or {}).get("default_SR", "")))
+        sr = default if default is not None and default["$poolId"] == target_pool else None
+
+    vdi_map: dict[str, str] = {}
+    for vbd in (objects.get(i) for i in vm.get("$VBDs", [])):
+        if vbd is None or vbd.get("is_cd_drive") or not vbd.get("VDI"):
+            continue
+        vdi = objects.get(vbd["VDI"])
+        if vdi is None:
+            continue
+        if vdi["id"] in map_vdis_srs:
+            target_sr = of_target(map_vdis_srs[vdi["id"]], "mapVdisSrs", ("SR",))
+        elif sr is not None:
+            target_sr = sr
+        else:
+            raise invalid("sr", f"the target pool has no default SR for disk {vdi['name_label']!r}: name one")
+        vdi_map[vdi["_xapiRef"]] = target_sr["_xapiRef"]
+    vif_map: dict[str, str] = {}
+    for vif in (objects.get(i) for i in vm.get("VIFs", [])):
+        if vif is None:
+            continue
+        chosen = network
+        if vif["id"] in map_vifs_networks:
+            chosen = of_target(map_vifs_networks[vif["id"]], "mapVifsNetworks", ("network",))
+        vif_map[vif["_xapiRef"]] = chosen["_xapiRef"]
+
+    target = ctx.services.servers.client_of(target_pool)
+    token = await target.call("host.migrate_receive", host["_xapiRef"], network["_xapiRef"], {})
+    args: tuple[Any, ...] = (token, True, vdi_map, vif_map, {}, {})
+    await xapi(ctx, vm, "VM.assert_can_migrate", *args)
+    await xapi_task(ctx, vm, "VM.migrate_send", *args, timeout=24 * 3600)

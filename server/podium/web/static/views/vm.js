@@ -4,7 +4,7 @@ import { VM_ACTIONS, runOn } from "../actions.js";
 import { statsPanel } from "../charts.js";
 import { consolePanel } from "../console.js";
 import { touches } from "../store.js";
-import { act, bytes, confirmDialog, describe, fact, h, objectLink, powerBadge, toast, when } from "../ui.js";
+import { act, bytes, COLLATOR, confirmDialog, describe, fact, h, objectLink, powerBadge, toast, when } from "../ui.js";
 
 function disks(store, vm) {
   const vbds = (vm.$VBDs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.position) - Number(b.position));
@@ -49,15 +49,34 @@ function tagEditor(api, vm) {
     add);
 }
 
+/**
+ * Move a VM: to another host of its pool (live), or to a host of another pool with its disks (on the SR
+ * chosen there, else that pool's default SR). A halted VM moves only to another pool (within its own pool
+ * it simply starts where wanted).
+ */
 async function migrate(api, store, vm) {
-  const hosts = store.where("host", (x) => x.$pool === vm.$pool && x.id !== vm.$container && x.enabled !== false);
-  if (hosts.length === 0) return toast("No other enabled host in this pool to move the VM to", "error");
+  const poolName = (id) => store.get(id)?.name_label ?? "";
+  const running = vm.power_state === "Running";
+  const hosts = store.where("host", (x) => x.id !== vm.$container && x.enabled !== false && (running || x.$pool !== vm.$pool))
+    .sort((a, b) => (a.$pool === vm.$pool ? 0 : 1) - (b.$pool === vm.$pool ? 0 : 1) || COLLATOR.compare(a.name_label, b.name_label));
+  if (hosts.length === 0) return toast("No other enabled host to move the VM to", "error");
+  const srs = store.where("SR", (sr) => sr.$pool !== vm.$pool && sr.content_type !== "iso" && sr.size > 0)
+    .sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
   const values = await confirmDialog({ title: `Migrate ${vm.name_label}`, action: "Migrate",
-    fields: [{ name: "host", id: "migrate-host", label: "To host", type: "select", options: hosts.map((x) => [x.id, x.name_label]) }] });
+    message: "To a host of another pool, the VM's disks and snapshots go with it.",
+    fields: [
+      { name: "host", id: "migrate-host", label: "To host", type: "select",
+        options: hosts.map((x) => [x.id, `${x.name_label} (${poolName(x.$pool)})`]) },
+      { name: "sr", id: "migrate-sr", label: "Disks to (another pool only)", type: "select",
+        options: [["", "that pool's default SR"], ...srs.map((sr) => [sr.id, `${sr.name_label} (${poolName(sr.$pool)})`])] },
+    ] });
   if (!values) return;
+  const target = store.get(values.host);
+  const params = { vm: vm.id, targetHost: values.host };
+  if (target?.$pool !== vm.$pool && values.sr) params.sr = values.sr;
   try {
-    await api.call("vm.migrate", { vm: vm.id, targetHost: values.host });
-    toast(`${vm.name_label} moved to ${store.get(values.host)?.name_label}`);
+    await api.call("vm.migrate", params);
+    toast(`${vm.name_label} moved to ${target?.name_label}`);
   } catch (error) {
     toast(`Migrate ${vm.name_label}: ${describe(error)}`, "error");
   }
@@ -124,7 +143,7 @@ export function render({ api, store, navigate }, { id }) {
               if (ok && action.id === "delete") navigate("#/home/VM");
             },
           }, action.label)),
-          vm.power_state === "Running" ? h("button", { type: "button", id: "action-migrate", class: "secondary", onclick: () => migrate(api, store, vm) }, "Migrate") : null,
+          ["Running", "Halted"].includes(vm.power_state) ? h("button", { type: "button", id: "action-migrate", class: "secondary", onclick: () => migrate(api, store, vm) }, "Migrate") : null,
           h("button", { type: "button", id: "action-export", class: "secondary", onclick: () => exportVm(api, vm) }, "Export"))),
       h("section", { "aria-labelledby": "general-title" },
         h("h3", { id: "general-title" }, "General"),
