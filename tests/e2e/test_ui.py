@@ -153,6 +153,22 @@ def test_a_vm_page_starts_and_stops_the_vm(server: Server, sim, page: Page):
     screenshot(page, "ui-vm-error")
 
 
+def test_a_running_vm_migrates_to_another_host_from_its_page(server: Server, page: Page):
+    running = next(vm for vm in vms(server) if vm["name_label"] == "23shared")  # on shared storage
+    sign_in(page, server)
+    page.goto(f"{server.url}/#/vm/{running['id']}")
+    before = page.locator("article.vm dl a[href^='#/host/']").first.inner_text()
+    page.click("#action-migrate")
+    dialog = page.locator("dialog")
+    choices = page.locator("#migrate-host option")
+    target = next(t for t in choices.all_inner_texts() if not t.startswith(f"{before} "))
+    page.select_option("#migrate-host", label=target)
+    dialog.get_by_role("button", name="Migrate").click()
+    expect(page.locator(".toast").last).to_contain_text(f"{running['name_label']} moved to")
+    expect(page.locator("article.vm dl a[href^='#/host/']").first).to_have_text(target.split(" (")[0])
+    expect(page.locator("#power-state")).to_have_text("Running")
+
+
 def test_bulk_actions_start_the_selected_vms(server: Server, page: Page):
     halted = halt(server, 2)
     sign_in(page, server)
@@ -267,12 +283,25 @@ def test_export_a_vm_as_a_download_and_import_it_back_with_progress(server: Serv
     expect(page.locator(".toast.error")).to_contain_text("Import junk.xva")
     assert len(vms(server)) == before
 
+    # A slow uplink (Chromium's own network throttling), so the upload lasts long enough to see its progress.
+    cdp = page.context.new_cdp_session(page)
+    rate = max(64 << 10, xva.stat().st_size // 4)  # bytes/s
+    cdp.send("Network.emulateNetworkConditions",
+             {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": rate})  # fmt: skip
     page.click("#import-vm")
     page.set_input_files("#import-file", xva)
     page.locator("dialog").get_by_role("button", name="Import").click()
+    progress = page.locator("#import-progress")
+    expect(progress).to_be_visible()
+    expect(progress).to_contain_text(re.compile(r"Importing exported\.xva: \d+ %"))
+    expect(progress.get_by_role("button", name="Cancel")).to_be_visible()
+    screenshot(page, "ui-import-progress")
     expect(page.locator("#object-title")).to_contain_text(
         target["name_label"], timeout=60_000
     )  # the new VM's page
+    cdp.send("Network.emulateNetworkConditions",
+             {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})  # fmt: skip
+    expect(progress).to_have_count(0)
     new_id = page.url.rsplit("/", 1)[1]
     assert new_id != target["id"] and len(vms(server)) == before + 1
     screenshot(page, "ui-imported")
