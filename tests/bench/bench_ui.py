@@ -1,7 +1,7 @@
 """The web UI on a 10,000-VM pool in headless Chromium (issue targets in brackets).
 
-1. Home page interactive: from navigation (signed in by the token cookie) to the VM table showing every
-   VM and the page answering a script call                               [< 2 s]
+1. Home page interactive: from navigation start (signed in by the token cookie) to the first frame painted
+   with the VM table listing every VM, timed in the page                 [< 2 s]
 2. Scrolling the VM table to its end: frame times while it scrolls        [smooth: p95 < 50 ms]
 3. A storm of 1,000 modifications/s: frame times, and a filter typed meanwhile reaching the table
                                                                           [no freeze: p95 frame < 100 ms]
@@ -55,6 +55,23 @@ FRAMES = """async (seconds) => {
 }"""
 
 
+# In the page from its first script on: the time (ms since navigation start) of the first frame painted once
+# the VM table lists every VM and shows its rows.
+READY = """(() => {
+  const seen = () => {
+    const count = document.getElementById('count');
+    return count && count.textContent === 'TOTAL of TOTAL' && document.querySelector('#objects .spacer .row');
+  };
+  const watch = new MutationObserver(() => {
+    if (!seen()) return;
+    watch.disconnect();
+    // the next frame's callbacks run after this one was painted
+    requestAnimationFrame(() => requestAnimationFrame(() => { window.__podiumReady = performance.now(); }));
+  });
+  watch.observe(document, { subtree: true, childList: true, characterData: true });
+})();"""
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -106,17 +123,18 @@ def main() -> None:
             page.click("#signin button[type=submit]")
             expect(page.locator("#count")).to_have_text(f"{total} of {total}", timeout=60_000)
 
-            loads = []
+            context.add_init_script(READY.replace("TOTAL", str(total)))
+            page.goto(server.url + "/#/home/VM")
+            loads, walls = [], []
             for _ in range(RUNS):
                 start = time.perf_counter()
-                page.goto(server.url + "/#/home/VM")
                 page.reload()
-                expect(page.locator("#count")).to_have_text(f"{total} of {total}", timeout=60_000)
-                page.locator("#objects .spacer .row").first.wait_for()
-                page.evaluate("() => new Promise((r) => requestAnimationFrame(() => r(true)))")
-                loads.append(time.perf_counter() - start)
-            print(f"  home interactive: median {statistics.median(loads):.2f} s "
-                  f"(runs {', '.join(f'{x:.2f}' for x in loads)})  [target < 2 s]")  # fmt: skip
+                page.wait_for_function("() => window.__podiumReady !== undefined", timeout=60_000)
+                walls.append(time.perf_counter() - start)
+                loads.append(page.evaluate("() => window.__podiumReady") / 1000)
+            print(f"  home interactive (navigation start to the first frame painted with all {total} VMs listed): "
+                  f"median {statistics.median(loads):.2f} s (runs {', '.join(f'{x:.2f}' for x in loads)}); as "
+                  f"Playwright sees it from reload(): {statistics.median(walls):.2f} s  [target < 2 s]")  # fmt: skip
 
             scrolls = [page.evaluate(SCROLL) for _ in range(RUNS)]
             frames = [t for run in scrolls for t in run]

@@ -182,7 +182,9 @@ class Connection:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     """The ``/api/`` endpoint."""
     services: Services = request.app["services"]
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 << 20)
+    # No permessage-deflate (as xo-server's ws): compressing xo.getAllObjects's tens of megabytes and every
+    # notification for each browser costs the server more CPU than the bytes it saves on a LAN.
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 << 20, compress=False)
     await ws.prepare(request)
     ctx = Context(services, remote=request.remote or "")
     conn = Connection(ws, ctx)
