@@ -72,47 +72,51 @@ const KINDS = {
 
 export const HOME_TYPES = Object.keys(KINDS);
 
-/** The tree: each pool, its hosts, and how many VMs run on each; a click filters the table. */
 const TREE_VMS = 100;
 // Filtering and sorting 10,000 rows takes a frame or several: under a storm of changes, twice a second
 // (a state change shows within half a second; rows in view are redrawn at once all the same).
 const RECOMPUTE_MS = 500;
 const REFRESH_MS = 150;
 
+/** The tree: each pool, its hosts with their VMs (running there, or halted on its local disks, as Xen
+ * Orchestra places them), and the pool's VMs that are on no host; a click filters the table. */
 function tree(store, type) {
-  const opened = new Set(); // hosts whose VMs are shown, kept across redraws
+  const opened = new Set(); // hosts (and pools' idle groups) whose VMs are shown, kept across redraws
   const nav = h("nav", { class: "tree", "aria-label": "Pools and hosts" });
   const draw = () => {
     const pools = store.all("pool").sort((a, b) => a.name_label.localeCompare(b.name_label));
-    const running = new Map(); // host id → its VMs, in one pass over the VMs
+    const running = new Map(); // container (a host, or the pool for a VM running nowhere) → its VMs, one pass
     for (const vm of store.types.get("VM")?.values() ?? []) {
       const list = running.get(vm.$container);
       if (list) list.push(vm);
       else running.set(vm.$container, [vm]);
     }
+    // A host's (or the pool's halted) VMs are listed when opened: a pool of thousands stays cheap to draw.
+    const group = (key, label, title, vms) => {
+      const filter = `#/home/VM?s=${encodeURIComponent(`$container:${key}`)}`;
+      const list = h("ul", {});
+      const item = h("details", { open: opened.has(key) ? true : null },
+        h("summary", {}, h("a", { href: filter }, label), h("span", { class: "count", title }, ` ${vms.length}`)), list);
+      const fillList = () => {
+        vms.sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
+        list.replaceChildren(...vms.slice(0, TREE_VMS).map((vm) => h("li", {}, h("a", { href: `#/vm/${vm.id}` }, vm.name_label))),
+          vms.length > TREE_VMS ? h("li", {}, h("a", { href: filter }, `all ${vms.length}…`)) : null);
+      };
+      item.addEventListener("toggle", () => {
+        if (item.open) { opened.add(key); fillList(); } else opened.delete(key);
+      });
+      if (item.open) fillList();
+      return h("li", {}, item);
+    };
     nav.replaceChildren(h("ul", {}, pools.map((pool) => {
-      const hosts = store.where("host", (x) => x.$pool === pool.id).sort((a, b) => a.name_label.localeCompare(b.name_label));
+      const hosts = store.where("host", (x) => x.$pool === pool.id).sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
+      const idle = running.get(pool.id) ?? []; // a VM that runs nowhere has its pool as container
       return h("li", {},
         h("details", { open: true },
           h("summary", {}, h("a", { href: `#/home/${type}?s=${encodeURIComponent(`$pool:${pool.id}`)}` }, pool.name_label || pool.id)),
-          h("ul", {}, hosts.map((host) => {
-            const vms = running.get(host.id) ?? [];
-            // A host's VMs are listed when it is opened (a pool of thousands stays cheap to draw).
-            const list = h("ul", {});
-            const item = h("details", { open: opened.has(host.id) ? true : null },
-              h("summary", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, host.name_label),
-                h("span", { class: "count", title: `${vms.length} VMs running here` }, ` ${vms.length}`)), list);
-            const fillList = () => {
-              vms.sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
-              list.replaceChildren(...vms.slice(0, TREE_VMS).map((vm) => h("li", {}, h("a", { href: `#/vm/${vm.id}` }, vm.name_label))),
-                vms.length > TREE_VMS ? h("li", {}, h("a", { href: `#/home/VM?s=${encodeURIComponent(`$container:${host.id}`)}` }, `all ${vms.length}…`)) : null);
-            };
-            item.addEventListener("toggle", () => {
-              if (item.open) { opened.add(host.id); fillList(); } else opened.delete(host.id);
-            });
-            if (item.open) fillList();
-            return h("li", {}, item);
-          }))));
+          h("ul", {},
+            hosts.map((host) => { const vms = running.get(host.id) ?? []; return group(host.id, host.name_label, `${vms.length} VMs here (running, or on its local disks)`, vms); }),
+            idle.length ? group(pool.id, "Not running", `${idle.length} VMs halted or suspended`, idle) : null)));
     })));
   };
   draw();
