@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from .pgproc import Postgres, start_postgres
 from .serverproc import Api, admin_on
 from .simproc import Sim, start_sim
 
@@ -24,6 +25,16 @@ def tls_sim() -> Iterator[Sim]:
     sim = start_sim("--tls")
     yield sim
     sim.stop()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[Postgres]:
+    """A real PostgreSQL server on loopback for a module's tests (role and database ``podium``)."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

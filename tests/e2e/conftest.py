@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from ..serverproc import Api, Server, connected, start_server
+from ..simproc import Sim
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
@@ -47,6 +53,29 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+def on_api(server: Server, work: Callable[[Api], Awaitable[Any]]) -> Any:
+    """Run ``work`` with an admin signed in on the API (in a thread: Playwright holds this one's loop)."""
+
+    async def run() -> Any:
+        async with Api(server.url) as api:
+            await api.sign_in()
+            return await work(api)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture
+def server(tmp_path: Path, sim: Sim) -> Iterator[Server]:
+    """The real server on loopback, connected to a fresh simulator's pool."""
+    srv = start_server(tmp_path / "data")
+    try:
+        on_api(srv, lambda api: connected(api, sim))
+        yield srv
+    finally:
+        srv.stop()
 
 
 def screenshot(page: Page, name: str) -> Path:

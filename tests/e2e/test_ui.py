@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -18,32 +16,10 @@ from playwright.sync_api import Page, expect
 
 from podium.xva import extract
 
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server, connected, start_server
-from .conftest import screenshot
+from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server
+from .conftest import on_api, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def on_api(server: Server, work: Callable[[Api], Awaitable[Any]]) -> Any:
-    """Run ``work`` with an admin signed in on the API (in a thread: Playwright holds this one's loop)."""
-
-    async def run() -> Any:
-        async with Api(server.url) as api:
-            await api.sign_in()
-            return await work(api)
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
-
-
-@pytest.fixture
-def server(tmp_path, sim) -> Iterator[Server]:
-    srv = start_server(tmp_path / "data")
-    try:
-        on_api(srv, lambda api: connected(api, sim))
-        yield srv
-    finally:
-        srv.stop()
 
 
 def sign_in(page: Page, server: Server, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:

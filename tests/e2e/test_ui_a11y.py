@@ -3,13 +3,11 @@ has an accessible name, text meets WCAG AA contrast, and the main path works fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..serverproc import Server, start_server
-from .test_ui import connected, halt, on_api, sign_in, vms
+from ..serverproc import Server
+from .test_ui import halt, sign_in, vms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -62,16 +60,6 @@ LOW_CONTRAST = """() => {
   }
   return out;
 }"""
-
-
-@pytest.fixture
-def server(tmp_path, sim) -> Iterator[Server]:
-    srv = start_server(tmp_path / "data")
-    try:
-        on_api(srv, lambda api: connected(api, sim))
-        yield srv
-    finally:
-        srv.stop()
 
 
 def test_every_control_is_named_and_text_is_readable(server: Server, page: Page) -> None:

@@ -7,32 +7,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from podium.store import Base, Database, schema
+from podium.store import Database, schema
 from podium.store.schema import SchemaError
 
-from ..pgproc import Postgres, start_postgres
+from ..pgproc import Postgres
 from ..serverproc import ADMIN_EMAIL, Api, ApiError, connected, free_port, start_server
-from ..unit.store.test_schema import ADDED, BROKEN
+from ..unit.store.test_schema import ADDED, BROKEN, model_differences
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -61,15 +47,7 @@ async def test_the_revisions_make_what_the_models_say(pg: Postgres, db: str) -> 
     after = await schema.state(db)
     assert after.current == after.head and not after.pending
     assert await schema.upgrade(db) == after
-    engine = create_async_engine(db)
-    async with engine.connect() as conn:
-
-        def differences(sync: Connection) -> list[object]:
-            context = MigrationContext.configure(sync, opts={"compare_type": True})
-            return list(compare_metadata(context, Base.metadata))
-
-        assert await conn.run_sync(differences) == []
-    await engine.dispose()
+    assert await model_differences(db) == []  # PostgreSQL's types as the models say
 
 
 async def test_an_added_revision_then_a_failing_one_then_a_newer_release(

@@ -22,7 +22,7 @@ import pytest
 from podium_appliance.update.installer import PHASES, STOP_AT_ENV
 
 from ..httpproxy import ForwardProxy
-from ..pgproc import Postgres, start_postgres
+from ..pgproc import Postgres
 from ..releaseproc import ADMIN, Appliance, make_appliance, process_state
 from ..serverproc import free_port
 from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
@@ -482,15 +482,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     pass
 '''
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[Postgres]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_a_postgresql_database_is_backed_up_and_put_back(

@@ -101,6 +101,21 @@ async def create_all(path: Path) -> None:
     await engine.dispose()
 
 
+async def model_differences(database: str) -> list[object]:
+    """What Alembic's autogenerate finds between the models and the database (types compared too)."""
+    engine = create_async_engine(database)
+    try:
+        async with engine.connect() as conn:
+
+            def differences(sync: Connection) -> list[object]:
+                context = MigrationContext.configure(sync, opts={"compare_type": True})
+                return list(compare_metadata(context, Base.metadata))
+
+            return await conn.run_sync(differences)
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture
 def added(tmp_path, monkeypatch) -> Path:
     """The package's scripts copied, with revision 0002 added; schema.py uses the copy."""
@@ -121,15 +136,7 @@ async def test_a_fresh_database_is_created_at_the_newest_revision_as_the_models_
     assert (await schema.upgrade(url(tmp_path / "fresh.db"))) == after  # at the newest: nothing to do
 
     # The revisions and the models agree (a model changed without its revision fails here).
-    engine = create_async_engine(url(tmp_path / "fresh.db"))
-    async with engine.connect() as conn:
-
-        def differences(sync: Connection) -> list[object]:
-            context = MigrationContext.configure(sync, opts={"compare_type": True})
-            return list(compare_metadata(context, Base.metadata))
-
-        assert await conn.run_sync(differences) == []
-    await engine.dispose()
+    assert await model_differences(url(tmp_path / "fresh.db")) == []
     with sqlite3.connect(tmp_path / "fresh.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
