@@ -46,6 +46,7 @@ from .releases import (
     State,
     copy_tree,
     read_journal,
+    readable_by_all,
     tree_size,
     version_key,
 )
@@ -62,18 +63,6 @@ TOKEN_DESCRIPTION = "podium-updater health check"
 SNAPSHOT_PREFIX = "podium-update "
 #: For tests: stop (SIGSTOP) the updater as it enters this phase, so a test can SIGKILL it exactly there.
 STOP_AT_ENV = "PODIUM_UPDATE_STOP_AT"
-
-
-def readable_by_all(tree: Path) -> None:
-    """Open a release's code to every user (go+rX, go-w), whatever the umask it was made under: the updater
-    runs with systemd's UMask=0077, the server as its own user, and a release holds no secret."""
-    for path in [tree, *tree.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode & 0o7777
-        wanted = 0o055 if path.is_dir() or mode & 0o100 else 0o044
-        if (mode | wanted) & ~0o022 != mode:
-            os.chmod(path, (mode | wanted) & ~0o022)
 
 
 class Busy(ApplianceError):

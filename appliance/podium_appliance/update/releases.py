@@ -140,6 +140,18 @@ def copy_tree(src: Path, dst: Path) -> None:
     fsync_tree(dst)
 
 
+def readable_by_all(tree: Path) -> None:
+    """Open a release's code to every user (go+rX, go-w), whatever the umask it was made under: the updater
+    runs with systemd's UMask=0077, the server as its own user, and a release holds no secret."""
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        wanted = 0o055 if path.is_dir() or mode & 0o100 else 0o044
+        if (mode | wanted) & ~0o022 != mode:
+            os.chmod(path, (mode | wanted) & ~0o022)
+
+
 def tree_size(path: Path) -> int:
     total = 0
     for folder, _dirs, files in os.walk(path):

@@ -19,7 +19,7 @@ from .storage import copy_vdi, create_vdi, destroy_vdi, random_mac
 from .vm import add_message, operation, set_halted, update_allowed_operations, vm_of
 
 # VM fields a copy never takes from its source: identity, runtime state, and one-to-many sets.
-_NOT_COPIED = frozenset(
+VM_NOT_COPIED = frozenset(
     {
         "uuid", "allowed_operations", "current_operations", "resident_on", "scheduled_to_be_resident_on",
         "domid", "metrics", "guest_metrics", "consoles", "VIFs", "VBDs", "VUSBs", "VGPUs", "VTPMs",
@@ -32,7 +32,7 @@ async def clone_vm(ctx: Call, ref: str, new_name: str, mode: str, sr: str | None
     """Create a VM from ``ref`` by clone, copy, snapshot or checkpoint; returns the new VM."""
     db = ctx.db
     async with operation(ctx, ref, mode) as src:
-        fields = {k: v for k, v in src.items() if k not in _NOT_COPIED}
+        fields = {k: v for k, v in src.items() if k not in VM_NOT_COPIED}
         other = {
             k: v
             for k, v in src["other_config"].items()
@@ -88,7 +88,7 @@ async def clone_vm(ctx: Call, ref: str, new_name: str, mode: str, sr: str | None
             for vif in src["VIFs"]:
                 rec = db.get("VIF", vif)
                 if rec is not None:
-                    _copy_row(ctx, "VIF", rec, VM=new, MAC=rec["MAC"] if snapshot else random_mac())
+                    copy_row(ctx, "VIF", rec, VM=new, MAC=rec["MAC"] if snapshot else random_mac())
             suspended = (mode == "checkpoint" and src["power_state"] != "Halted") or (
                 mode in ("clone", "copy") and src["power_state"] == "Suspended"
             )
@@ -97,14 +97,15 @@ async def clone_vm(ctx: Call, ref: str, new_name: str, mode: str, sr: str | None
             if snapshot:
                 db.update("VM", ref, parent=new)
         except BaseException:
-            _destroy_vm_and_disks(ctx, new)
+            destroy_vm_and_disks(ctx, new)
             raise
         db.update("VM", new, current_operations={})
         update_allowed_operations(db, new)
     return new
 
 
-def _copy_row(ctx: Call, cls: str, rec: dict[str, Any], **changes: Any) -> str:
+def copy_row(ctx: Call, cls: str, rec: dict[str, Any], **changes: Any) -> str:
+    """A new ``cls`` row in ``ctx``'s pool like ``rec`` (a new uuid, nothing runtime, not attached), changed."""
     model = ctx.db.cls(cls)
     fields = {k: v for k, v in rec.items() if k != "uuid" and model.fields[k].qualifier != "RO/runtime"}
     fields.update(currently_attached=False, **changes)
@@ -123,10 +124,10 @@ def _copy_vbd(ctx: Call, vbd: str, new_vm: str, mode: str, sr: str | None) -> No
     other = dict(rec["other_config"])
     if rec["type"] == "Disk":
         other["owner"] = ""
-    _copy_row(ctx, "VBD", rec, VM=new_vm, VDI=vdi, other_config=other)
+    copy_row(ctx, "VBD", rec, VM=new_vm, VDI=vdi, other_config=other)
 
 
-def _destroy_vm_and_disks(ctx: Call, ref: str) -> None:
+def destroy_vm_and_disks(ctx: Call, ref: str) -> None:
     """Remove a half-made VM with the disks made for it (a failed or cancelled copy leaves nothing)."""
     db = ctx.db
     vm = db.get("VM", ref)
@@ -287,7 +288,7 @@ async def revert(ctx: Call, snap: str) -> str:
             ctx.db.destroy("VIF", vif)
         keep = {"uuid", "name_label", "name_description", "tags", "is_a_snapshot", "is_a_template", "snapshot_of",
                 "snapshot_time", "snapshot_info", "snapshot_metadata", "parent", "other_config"}  # fmt: skip
-        restored = {k: v for k, v in snap_rec.items() if k not in _NOT_COPIED and k not in keep}
+        restored = {k: v for k, v in snap_rec.items() if k not in VM_NOT_COPIED and k not in keep}
         restored.update(power_state="Halted", parent=snap)
         ctx.db.update("VM", vm, **restored)
         for vbd in snap_rec["VBDs"]:
@@ -295,7 +296,7 @@ async def revert(ctx: Call, snap: str) -> str:
         for vif in snap_rec["VIFs"]:
             rec = ctx.db.get("VIF", vif)
             if rec is not None:
-                _copy_row(ctx, "VIF", rec, VM=vm)
+                copy_row(ctx, "VIF", rec, VM=vm)
         if snap_rec["snapshot_info"].get("power-state-at-snapshot") in (
             "Running",
             "Suspended",

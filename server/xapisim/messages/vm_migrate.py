@@ -21,7 +21,7 @@ from ..dispatch import Call, handler
 from ..errors import Failure
 from ..generic import record_of
 from ..pool import Host, Pool
-from ..values import NULL_REF, new_uuid
+from ..values import NULL_REF
 from .storage import create_vdi, destroy_vdi
 from .vm import (
     add_message,
@@ -31,18 +31,13 @@ from .vm import (
     set_running,
     update_allowed_operations,
 )
-from .vm_clone import _destroy_vm_and_disks, destroy_vm_record
+from .vm_clone import VM_NOT_COPIED, copy_row, destroy_vm_and_disks, destroy_vm_record
 
 # VM fields that name objects of the source pool (or runtime state): not carried to the destination as they are.
-_VM_LOCAL = frozenset(
-    {
-        "uuid", "allowed_operations", "current_operations", "resident_on", "scheduled_to_be_resident_on",
-        "domid", "metrics", "guest_metrics", "consoles", "VIFs", "VBDs", "VUSBs", "VGPUs", "VTPMs",
-        "crash_dumps", "attached_PCIs", "snapshots", "children", "suspend_VDI", "blobs", "affinity",
-        "suspend_SR", "appliance", "protection_policy", "snapshot_schedule", "snapshot_of", "parent",
-        "groups", "pending_guidances", "recommended_guidances",
-    }
-)  # fmt: skip
+_VM_LOCAL = VM_NOT_COPIED | {
+    "affinity", "suspend_SR", "appliance", "protection_policy", "snapshot_schedule", "snapshot_of", "parent",
+    "groups", "pending_guidances", "recommended_guidances",
+}  # fmt: skip
 _VDI_LOCAL = frozenset(
     {"uuid", "VBDs", "crash_dumps", "snapshots", "current_operations", "allowed_operations", "location",
      "SR", "snapshot_of", "parent", "metadata_of_pool", "pool"}
@@ -170,7 +165,7 @@ async def migrate_send(ctx: Call, ref: str, dest: dict[str, str], live: bool, vd
                 update_allowed_operations(there.db, new)
         except BaseException:  # nothing half-made stays in the destination
             for new in made:
-                _destroy_vm_and_disks(there, new)
+                destroy_vm_and_disks(there, new)
             for new in new_vdi.values():
                 if there.db.get("VDI", new) is not None:
                     destroy_vdi(there, new)
@@ -209,20 +204,12 @@ def _copy_vm(ctx: Call, there: Call, ref: str) -> str:
 
 def _copy_vbd(ctx: Call, there: Call, vbd: str, vm: str, new_vdi: dict[str, str]) -> None:
     rec = ctx.db.get("VBD", vbd)
-    if rec is None:
-        return
-    vdi = new_vdi.get(rec["VDI"], NULL_REF)
-    model = there.db.cls("VBD")
-    fields = {k: v for k, v in rec.items() if k != "uuid" and model.fields[k].qualifier != "RO/runtime"}
-    fields.update(VM=vm, VDI=vdi, empty=vdi == NULL_REF, currently_attached=False, uuid=new_uuid())
-    there.db.create("VBD", fields)
+    if rec is not None:
+        vdi = new_vdi.get(rec["VDI"], NULL_REF)
+        copy_row(there, "VBD", rec, VM=vm, VDI=vdi, empty=vdi == NULL_REF)
 
 
 def _copy_vif(ctx: Call, there: Call, vif: str, vm: str, network_of: dict[str, str]) -> None:
     rec = ctx.db.get("VIF", vif)
-    if rec is None:
-        return
-    model = there.db.cls("VIF")
-    fields = {k: v for k, v in rec.items() if k != "uuid" and model.fields[k].qualifier != "RO/runtime"}
-    fields.update(VM=vm, network=network_of.get(vif, NULL_REF), currently_attached=False, uuid=new_uuid())
-    there.db.create("VIF", fields)
+    if rec is not None:
+        copy_row(there, "VIF", rec, VM=vm, network=network_of.get(vif, NULL_REF))
