@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "appliance"))
 from podium_appliance.update.bundle import read_manifest  # noqa: E402
 
 #: Bump when the base disk's recipe below changes, so cached base disks are not reused.
-BASE_RECIPE = 4
+BASE_RECIPE = 5
 SUITE = "bookworm"
 MIRRORS = (
     "deb {debian} bookworm main",
@@ -51,6 +51,9 @@ DISK_SIZE = 20 * 1024**3
 PARTITION_OFFSET = 1024**2
 #: Files of appliance/rootfs the base disk needs before Ansible runs (the network for the build's SSH).
 BASE_FILES = ("etc/systemd/network/90-podium-dhcp.network",)
+#: Files of appliance/rootfs in place before the packages are installed: the initramfs made when the kernel
+#: package is installed follows them (the disk drivers only, zstd), so it is made once, the appliance's way.
+EARLY_FILES = ("etc/initramfs-tools/conf.d/podium.conf", "etc/initramfs-tools/hooks/podium-disks")
 #: Documentation and translations left out of the image (copyright files stay).
 DPKG_EXCLUDES = (
     "path-exclude=/usr/share/doc/*",
@@ -100,7 +103,7 @@ def mirrors() -> list[str]:
 
 def base_key(packages: list[str]) -> str:
     """What the base disk depends on, hashed: its recipe, packages, mirrors and the files it takes."""
-    files = {name: (ROOT / "appliance/rootfs" / name).read_text() for name in BASE_FILES}
+    files = {name: (ROOT / "appliance/rootfs" / name).read_text() for name in BASE_FILES + EARLY_FILES}
     fingerprint = json.dumps(
         {"recipe": BASE_RECIPE, "packages": sorted(packages), "mirrors": mirrors(), "files": files,
          "size": DISK_SIZE, "excludes": DPKG_EXCLUDES},
@@ -109,11 +112,22 @@ def base_key(packages: list[str]) -> str:
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
 
+def early_files_hooks() -> list[str]:
+    """mmdebstrap setup hooks that put EARLY_FILES in the empty root before any package is unpacked."""
+    hooks = []
+    for name in EARLY_FILES:
+        folder = "/" + str(Path(name).parent)
+        hooks += [f'--setup-hook=mkdir -p "$1{folder}"',
+                  f"--setup-hook=copy-in {ROOT / 'appliance/rootfs' / name} {folder}"]  # fmt: skip
+    return hooks
+
+
 def make_rootfs(rootfs: Path, packages: list[str], log: Path) -> None:
     """mmdebstrap of bookworm with ``packages`` into ``rootfs``."""
     argv = ["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}", "--components=main",
             '--aptopt=Acquire::Check-Valid-Until "false"', "--aptopt=Acquire::Retries 3",
-            *(f"--dpkgopt={rule}" for rule in DPKG_EXCLUDES), SUITE, str(rootfs), *mirrors()]  # fmt: skip
+            *(f"--dpkgopt={rule}" for rule in DPKG_EXCLUDES), *early_files_hooks(), SUITE, str(rootfs),
+            *mirrors()]  # fmt: skip
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
         shown = 0

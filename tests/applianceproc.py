@@ -174,6 +174,8 @@ def first_boot(
         "network_reconfigure": record(log, "network_reconfigure", "{interface}"),
         "hostname_apply": record(log, "hostname_apply", "{hostname}"),
         "time_apply": record(log, "time_apply"),
+        "bus_wait": record(log, "bus_wait"),
+        "firstboot_wait": record(log, "firstboot_wait"),
     } | (commands or {})  # fmt: skip
     layout.hostname.parent.mkdir(parents=True, exist_ok=True)
     nginx = start_nginx(

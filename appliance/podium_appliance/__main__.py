@@ -13,26 +13,18 @@ Exit status: 0 done, 1 failed (the message says why), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
-from . import guest_metrics, tls
-from .check import run_checks
-from .completion import reset_password
 from .errors import ApplianceError
-from .firstboot import firstboot, urls
 from .layout import Layout, Settings
-from .network import DHCP, Network, static_config
-from .proxy import Proxy
-from .setup_code import SetupCode, console_text, write_issue
 from .update import cli as update_cli
+
+# Each command imports what it needs when it runs: the boot's services (firstboot, the wizard) start this
+# command under software emulation too, where every module imported for nothing costs a visible delay.
 
 
 def parser() -> argparse.ArgumentParser:
@@ -88,14 +80,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _firstboot(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .firstboot import firstboot
+
     for line in asyncio.run(firstboot(layout, settings)):
         print(line, flush=True)  # on the console (the unit's output goes to tty and serial)
     return 0
 
 
 def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from aiohttp import web
+
+    from .completion import is_complete
+    from .system import run
     from .wizard import make_app
 
+    # The wizard's service starts beside the first boot's, to import the above meanwhile (seconds under
+    # emulation); it serves only once the first boot is done: the setup code, the certificate and any
+    # network change undone are that one's, and the deploy keys may have completed the setup.
+    try:
+        run(settings.command("firstboot_wait"), "waiting for the first boot's service", timeout=600)
+    except ApplianceError as e:  # it reports its own failures on the console; the wizard is the way on
+        logging.getLogger(__name__).warning("%s", e.message)
+    if is_complete(layout):
+        logging.getLogger(__name__).info("setup is complete: the wizard is not needed")
+        return 0
     host, _, port = settings.wizard_listen.rpartition(":")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the confirm link's token is in a query
     app = make_app(layout, settings)
@@ -119,6 +132,9 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
 
 
 def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from .firstboot import urls
+    from .setup_code import SetupCode, console_text, write_issue
+
     if layout.setup_complete.exists():
         raise ApplianceError("setup is complete: there is no setup code any more")
     code = SetupCode(layout)
@@ -129,6 +145,8 @@ def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) ->
 
 
 def _network(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from .network import DHCP, Network, static_config
+
     net = Network(layout, settings)
     if args.mode == "show":
         print(net.current().describe())
@@ -142,6 +160,10 @@ def _network(layout: Layout, settings: Settings, args: argparse.Namespace) -> in
 
 
 def _check(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .check import run_checks
+
     results = asyncio.run(run_checks(layout, settings))
     width = max(len(r.name) for r in results)
     for r in results:
@@ -150,6 +172,8 @@ def _check(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from .completion import reset_password
+
     email = args.email
     if not email:
         try:
@@ -168,12 +192,17 @@ def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Nam
 
 
 def _proxy(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from .proxy import Proxy
+
     Proxy(layout, settings).apply(args.mode)
     print(f"nginx: {args.mode} configuration applied")
     return 0
 
 
 def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from . import tls
+    from .proxy import Proxy
+
     if args.action == "show":
         info = tls.read_info(layout.tls_cert)
     else:
@@ -192,6 +221,8 @@ def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _guest_metrics(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
+    from . import guest_metrics
+
     guest_metrics.serve(layout, settings, args.interval, once=args.once)
     return 0
 

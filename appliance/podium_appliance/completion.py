@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from argon2 import PasswordHasher
-
 from .errors import ApplianceError
 from .layout import Layout, Settings, write_atomic
 from .proxy import Proxy
 from .setup_code import SetupCode, write_issue
 from .system import run_async
+
+# aiohttp and argon2 are imported where they are used: the first-boot service imports this module at every
+# boot and needs neither unless the deploy keys complete the setup.
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ def _toml_string(value: str) -> str:
 
 def write_server_config(layout: Layout, settings: Settings, answers: Answers) -> None:
     """The server's podium.toml: loopback listen address, data folder, the admin (argon2 hash only)."""
+    from argon2 import PasswordHasher
+
     digest = PasswordHasher().hash(answers.admin_password)
     text = (
         "# Written by the Podium setup wizard.\n"
@@ -79,6 +81,8 @@ def write_server_config(layout: Layout, settings: Settings, answers: Answers) ->
 async def wait_healthy(settings: Settings, seconds: float = 60.0) -> None:
     """Wait until the server answers its health check on loopback."""
     url = f"http://{settings.server_listen}/api/health"
+    import aiohttp
+
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
@@ -100,6 +104,8 @@ class ServerApi:
         self.ids = itertools.count(1)
 
     async def __aenter__(self) -> ServerApi:
+        import aiohttp
+
         self.http = aiohttp.ClientSession()
         try:
             self.ws = await self.http.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=5))

@@ -15,6 +15,7 @@ from .layout import Layout, Settings
 from .network import Network
 from .proxy import Proxy
 from .setup_code import SetupCode, console_text, write_issue
+from .system import run
 from .xenstore import Deploy, open_store, read_deploy
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,33 @@ def _step(lines: list[str], what: str, action: Callable[[], object]) -> bool:
         return False
 
 
+class SystemBus:
+    """The system bus, waited for once: the first boot starts before it (podium-firstboot.service), and
+    networkctl and timedatectl need it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.ready = settings, False
+
+    def wait(self) -> None:
+        if self.ready:
+            return
+        self.ready = True
+        try:
+            run(self.settings.command("bus_wait"), "waiting for the system bus", timeout=120)
+        except ApplianceError as e:  # the command that needs the bus says what failed, if it does
+            log.warning("first boot: %s", e.message)
+
+
 async def firstboot(layout: Layout, settings: Settings) -> list[str]:
     """Prepare the boot; returns the lines for the console. Each part that fails is reported and the
     rest goes on: whatever happens, the console ends up showing the way in (the address and the code)."""
     lines: list[str] = []
     network = Network(layout, settings)
+    bus = SystemBus(settings)
 
     def revert() -> None:
+        if layout.network_pending.exists():
+            bus.wait()
         if network.revert_if_due():
             lines.append("Podium: an unconfirmed network change was undone; the previous settings are back.")
 
@@ -51,7 +72,9 @@ async def firstboot(layout: Layout, settings: Settings) -> list[str]:
     hostname = layout.hostname.read_text().strip() if layout.hostname.exists() else "podium"
 
     def certificate() -> None:
-        done = tls.ensure_certificate(layout, hostname or "podium")
+        done = tls.ensure_certificate(
+            layout, hostname or "podium", address_wait=settings.address_wait_seconds
+        )
         if not done:
             return
         info = tls.read_info(layout.tls_cert)
@@ -70,6 +93,8 @@ async def firstboot(layout: Layout, settings: Settings) -> list[str]:
     store = open_store(layout, settings)
     deploy = read_deploy(store) if store is not None else Deploy()
     lines += [f"Podium deploy: {problem} (ignored)" for problem in deploy.problems]
+    if deploy.network is not None or deploy.ntp or deploy.admin_email:
+        bus.wait()
     wanted = deploy.network
     if wanted is not None:
         _step(lines, "the deployed network settings", lambda: network.apply(wanted))

@@ -27,6 +27,11 @@ DEFAULT_COMMANDS: dict[str, list[str]] = {
     "hostname_apply": ["hostnamectl", "set-hostname", "{hostname}"],
     "time_apply": ["systemctl", "try-restart", "systemd-timesyncd.service"],
     "service_active": ["systemctl", "is-active", "--quiet", "{unit}"],
+    # the first boot starts before the system bus (see podium-firstboot.service); the steps that talk to
+    # networkd or timedated first wait for it: starting the bus's socket waits until it listens
+    "bus_wait": ["systemctl", "start", "dbus.socket"],
+    # the wizard's service starts beside the first boot's and waits for it to be done (a oneshot)
+    "firstboot_wait": ["systemctl", "start", "podium-firstboot.service"],
     "server_admin": [
         "runuser",
         "-u",
@@ -55,6 +60,7 @@ class Settings:
     proxy_listen: tuple[str, ...] = ()  # nginx's addresses; empty: all (IPv4, and IPv6 when present)
     interface: str = "eth0"
     network_confirm_seconds: float = 120.0
+    address_wait_seconds: float = 10.0  # at first boot, for the network's first address (the certificate's)
     xenstore: str = "auto"  # auto (xenstore-read when present), file (the stand-in folder), none
     services: tuple[str, ...] = ("nginx.service", "podium-server.service")
     commands: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_COMMANDS))
@@ -217,6 +223,7 @@ def _settings(data: dict[str, Any], source: Path) -> Settings:
             network_confirm_seconds=float(
                 wizard.get("network_confirm_seconds", Settings.network_confirm_seconds)
             ),
+            address_wait_seconds=float(network.get("address_wait_seconds", Settings.address_wait_seconds)),
             xenstore=str(data.get("xenstore", Settings.xenstore)),
             services=tuple(data.get("services", Settings.services)),
             commands=commands,

@@ -12,15 +12,18 @@ Which addresses nginx listens on: all (IPv4, and IPv6 when the kernel has it) un
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 from collections.abc import Sequence
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from . import system, tls
 from .errors import ApplianceError
 from .layout import Layout, Settings, write_atomic
+
+if TYPE_CHECKING:
+    import jinja2
 
 #: The modes of the configuration.
 MODES = ("setup", "ready")
@@ -30,14 +33,21 @@ MARKER = "# podium-proxy mode="
 _UPSTREAM = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
 _SERVER_NAME = re.compile(r"[A-Za-z0-9*_.-]+")
 _ADDRESS = re.compile(r"[0-9.]+|\*|\[[0-9A-Fa-f:.]+\]")
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("podium_appliance", "templates"),
-    autoescape=False,  # nginx's configuration, not HTML
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+
+
+@functools.cache
+def _templates() -> jinja2.Environment:
+    # made on first use: the first-boot service imports this module at every boot and seldom renders
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("podium_appliance", "templates"),
+        autoescape=False,  # nginx's configuration, not HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
 
 
 def render(
@@ -50,17 +60,23 @@ def render(
     """nginx's configuration for ``mode`` ("setup" or "ready"), listening on ``addresses``."""
     if mode not in MODES:
         raise ApplianceError(f"unknown proxy mode {mode!r}: use one of {', '.join(MODES)}")
-    return _ENV.get_template("nginx/podium.conf.j2").render(
-        mode=mode,
-        server_name=_checked(_SERVER_NAME, server_name, "server name"),
-        addresses=[_checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(settings)],
-        http_port=_port(settings.http_port, "http_port"),
-        https_port=_port(settings.https_port, "https_port"),
-        port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
-        tls_cert=layout.tls_cert.absolute(),
-        tls_key=layout.tls_key.absolute(),
-        server_upstream=_checked(_UPSTREAM, settings.server_listen, "the server's listen address"),
-        wizard_upstream=_checked(_UPSTREAM, settings.wizard_listen, "the wizard's listen address"),
+    return (
+        _templates()
+        .get_template("nginx/podium.conf.j2")
+        .render(
+            mode=mode,
+            server_name=_checked(_SERVER_NAME, server_name, "server name"),
+            addresses=[
+                _checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(settings)
+            ],
+            http_port=_port(settings.http_port, "http_port"),
+            https_port=_port(settings.https_port, "https_port"),
+            port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
+            tls_cert=layout.tls_cert.absolute(),
+            tls_key=layout.tls_key.absolute(),
+            server_upstream=_checked(_UPSTREAM, settings.server_listen, "the server's listen address"),
+            wizard_upstream=_checked(_UPSTREAM, settings.wizard_listen, "the wizard's listen address"),
+        )
     )
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -84,6 +85,14 @@ def local_addresses() -> list[str]:
             address = usable_address(entry)
             if address is not None and address not in found:
                 found.append(address)
+    return found
+
+
+def wait_for_addresses(seconds: float, poll: float = 0.2) -> list[str]:
+    """:func:`local_addresses`, waiting up to ``seconds`` for a first one (DHCP's answer, early in a boot)."""
+    deadline = time.monotonic() + seconds
+    while not (found := local_addresses()) and time.monotonic() < deadline:
+        time.sleep(poll)
     return found
 
 
@@ -548,9 +557,15 @@ def _read_if_any(path: Path) -> bytes | None:
 
 
 def ensure_certificate(
-    layout: Layout, hostname: str, addresses: list[str] | None = None, *, now: datetime | None = None
+    layout: Layout,
+    hostname: str,
+    addresses: list[str] | None = None,
+    *,
+    now: datetime | None = None,
+    address_wait: float = 0.0,
 ) -> Ensured:
-    """Make a self-signed certificate unless a usable one is installed (see :func:`installed_problem`).
+    """Make a self-signed certificate unless a usable one is installed (see :func:`installed_problem`),
+    for ``addresses`` (default: the machine's, waiting up to ``address_wait`` seconds for a first one).
 
     A broken pair is not deleted: each file is renamed ``<name>.broken-<UTC time>`` beside it (its mode
     kept; a key's never wider than 0600), then the new pair is written.
@@ -559,7 +574,9 @@ def ensure_certificate(
     if problem is None and layout.tls_cert.exists():
         return Ensured(False)
     kept = _put_aside(layout, now) if problem else ()
-    cert, key = generate_self_signed(hostname, local_addresses() if addresses is None else addresses, now=now)
+    if addresses is None:
+        addresses = wait_for_addresses(address_wait)
+    cert, key = generate_self_signed(hostname, addresses, now=now)
     write_pair(layout, cert, key)
     if problem:
         log.warning("the installed certificate was unusable (%s): a self-signed one replaces it", problem)

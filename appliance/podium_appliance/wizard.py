@@ -25,12 +25,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from . import host as hostcfg
-from . import pool, tls
 from .completion import CHANNELS, Answers, complete, is_complete
 from .errors import ApplianceError
 from .layout import Layout, Settings
 from .network import DHCP, Network, NetworkConfig, static_config
-from .passwords import check_password
 from .proxy import Proxy
 from .setup_code import SetupCode
 
@@ -208,6 +206,8 @@ async def admin(request: web.Request, session: Session) -> web.StreamResponse:
     wizard: Wizard = request.app["wizard"]
     if request.method == "GET":
         return wizard.render(request, "admin", session, email=session.values.get("admin_email", ""))
+    from .passwords import check_password  # here: the wizard starts at boot, this is the admin step's alone
+
     form = request[FORM]
     email, password = str(form.get("email", "")).strip(), str(form.get("password", ""))
     try:
@@ -329,6 +329,8 @@ async def tls_step(request: web.Request, session: Session) -> web.StreamResponse
     An uploaded certificate that is installed but not ideal (expiring soon, not naming the appliance's host
     name or addresses, self-signed) is shown with its warnings before going on: the person decides.
     """
+    from . import tls  # here: the wizard starts at boot, and this step comes late
+
     wizard: Wizard = request.app["wizard"]
     current = tls.read_info(wizard.layout.tls_cert) if wizard.layout.tls_cert.exists() else None
     if request.method == "GET":
@@ -367,6 +369,8 @@ def _upload(field_value: Any) -> bytes:
 async def pool_step(request: web.Request, session: Session) -> web.StreamResponse:
     """The first pool: its master found (the address typed may be a member's), the master's fingerprint
     shown and confirmed by the person, then a real login pinned to it."""
+    from . import pool  # here: the wizard starts at boot, and this step comes late
+
     wizard: Wizard = request.app["wizard"]
     values = session.values.setdefault("pool", {})
     if request.method == "GET":

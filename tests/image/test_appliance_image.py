@@ -123,6 +123,18 @@ def test_image_services_are_enabled_and_running(vm: Vm):
     assert "ConditionResult=no" in shown and "Result=success" in shown
 
 
+def test_image_boots_from_a_small_initramfs_that_finds_any_pools_disk(vm: Vm):
+    host = vm.host()
+    (initrd,) = host.check_output("ls /boot/initrd.img-*").split()
+    listing = host.check_output(f"lsinitramfs {initrd}")
+    # Xen's PV disks and the emulated IDE before them, virtio, NVMe, and the root's ext4
+    for module in ("xen-blkfront.ko", "ata_piix.ko", "virtio_blk.ko", "nvme.ko", "ext4.ko"):
+        assert f"/{module}" in listing, module
+    assert "/drivers/net/" not in listing  # MODULES=most put every network driver in (36 MB)
+    assert host.file(initrd).size < 12 * 1024**2, host.file(initrd).size
+    assert host.run("systemctl is-enabled e2scrub_reap.service").stdout.strip() == "masked"
+
+
 def test_image_listens_only_on_ssh_http_https_from_outside(vm: Vm):
     host = vm.host()
     outside = set()

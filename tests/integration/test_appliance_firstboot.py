@@ -62,6 +62,10 @@ async def test_appliance_unattended_first_boot_ends_with_a_working_admin_and_key
     assert stack.layout.setup_complete.exists() and not stack.layout.setup_code.exists()
     assert "Address=192.0.2.10/24" in stack.layout.network_file.read_text()
     assert "NTP=ntp.example.com" in stack.layout.timesyncd_conf.read_text()
+    # the first boot starts before the system bus: it waits for it once, before networkctl and the time
+    ran = [line.split()[0] for line in (stack.root / "commands.log").read_text().splitlines()]
+    assert ran.count("bus_wait") == 1 and ran.index("bus_wait") < ran.index("network_apply"), ran
+    assert ran.index("bus_wait") < ran.index("time_apply"), ran
     config = stack.layout.server_toml.read_text()
     assert ADMIN["password"] not in config and "$argon2id$" in config
     assert stat.S_IMODE(stack.layout.server_toml.stat().st_mode) == 0o640
@@ -83,6 +87,10 @@ async def test_appliance_unattended_first_boot_ends_with_a_working_admin_and_key
     # A second boot changes nothing and shows the address.
     again = stack.appliance("firstboot")
     assert again.returncode == 0 and "Podium: " in again.stdout and "setup code" not in again.stdout
+    # The wizard's service, started beside the first boot's, waits for it, then finds nothing to do.
+    wizard = stack.appliance("wizard")
+    assert wizard.returncode == 0 and "setup is complete: the wizard is not needed" in wizard.stderr
+    assert stack.commands_run()[-1].strip() == "firstboot_wait"
 
 
 async def test_appliance_console_commands(unattended):
@@ -162,6 +170,7 @@ async def test_appliance_a_new_setup_code_ends_the_sessions_of_the_old_one(tmp_p
     stack = first_boot(tmp_path)
     try:
         stack.start_wizard()
+        assert "firstboot_wait" in [line.strip() for line in stack.commands_run()]  # before it served
         code = stack.layout.setup_code.read_text().strip()
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
@@ -259,6 +268,8 @@ def test_appliance_firstboot_reverts_a_change_made_before_the_reboot_at_once(tmp
         net.apply(static_config("192.0.2.10", "24", "192.0.2.1", ""))
         before = stack.layout.network_file.read_text()
         net.apply_pending(static_config("198.51.100.7", "24", "", ""), 3600)
+        log = stack.root / "commands.log"
+        assert "bus_wait" not in log.read_text()  # a plain first boot needs no system bus
         same_boot = stack.appliance("firstboot")  # the deadline is an hour away, in this boot
         assert "network change was undone" not in same_boot.stdout and stack.layout.network_pending.exists()
         pending = json.loads(stack.layout.network_pending.read_text())
@@ -268,6 +279,8 @@ def test_appliance_firstboot_reverts_a_change_made_before_the_reboot_at_once(tmp
         rebooted = stack.appliance("firstboot")
         assert "Podium: an unconfirmed network change was undone" in rebooted.stdout
         assert stack.layout.network_file.read_text() == before and not stack.layout.network_pending.exists()
+        ran = [line.split()[0] for line in log.read_text().splitlines()]
+        assert ran[-3:] == ["bus_wait", "network_apply", "network_reconfigure"], ran
     finally:
         stack.stop()
 

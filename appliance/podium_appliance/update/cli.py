@@ -17,13 +17,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from tqdm import tqdm
-
 from ..errors import ApplianceError
 from ..layout import Layout, Settings
 
-if TYPE_CHECKING:  # the parser is built without importing the updater (or its cryptography)
+if TYPE_CHECKING:  # the parser is built without importing the updater (or its cryptography), aiohttp or tqdm
+    import aiohttp
+    from tqdm import tqdm
+
     from .releases import Outcome
 
 
@@ -137,6 +137,8 @@ class Progress:
         message = str(event.get("message", ""))
         if self.tty:
             if self.bar is None:
+                from tqdm import tqdm  # here: the command line starts without it (boot services share it)
+
                 self.bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {desc}")
             self.bar.n = percent
             self.bar.set_description_str(message[:60])
@@ -157,6 +159,8 @@ class ServiceClient:
         self.path = str(layout.update_socket)
 
     def _session(self) -> aiohttp.ClientSession:
+        import aiohttp  # here: the command line starts without it (boot services share it)
+
         return aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=self.path),
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
@@ -165,6 +169,8 @@ class ServiceClient:
     async def available(self) -> bool:
         if not await asyncio.to_thread(os.path.exists, self.path):
             return False
+        import aiohttp
+
         try:
             await self.get("/status")
             return True

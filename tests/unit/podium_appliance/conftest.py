@@ -18,7 +18,15 @@ def appliance(tmp_path: Path) -> Layout:
     layout = Layout(tmp_path / "root")
     layout.etc.mkdir(parents=True)
     log = layout.root / "commands.log"
-    names = ["network_apply", "network_reconfigure", "hostname_apply", "time_apply", "server_start"]
+    names = [
+        "network_apply",
+        "network_reconfigure",
+        "hostname_apply",
+        "time_apply",
+        "server_start",
+        "bus_wait",
+        "firstboot_wait",
+    ]
     lines = ["[commands]"]
     placeholders = {"network_reconfigure": ["{interface}"], "hostname_apply": ["{hostname}"]}
     for name in names:

@@ -10,6 +10,7 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -576,6 +577,24 @@ def test_local_addresses_odd_output(monkeypatch: pytest.MonkeyPatch, output: str
 def test_local_addresses_without_ip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     assert tls.local_addresses() == []
+
+
+def test_the_first_boot_waits_for_the_first_address_for_its_certificate(
+    appliance: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = iter([[], [], ["192.0.2.7"]])  # DHCP answers on the third look
+    monkeypatch.setattr(tls, "local_addresses", lambda: next(answers))
+    assert tls.ensure_certificate(appliance, "podium", address_wait=5.0)
+    names = tls.read_info(appliance.tls_cert).names
+    assert "192.0.2.7" in names and next(answers, None) is None
+
+
+def test_the_first_boot_waits_only_so_long_for_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    looks: list[float] = []
+    monkeypatch.setattr(tls, "local_addresses", lambda: looks.append(time.monotonic()) or [])
+    started = time.monotonic()
+    assert tls.wait_for_addresses(0.5, poll=0.05) == []
+    assert 0.5 <= looks[-1] - started < 1.5 and len(looks) >= 5
 
 
 def test_local_addresses_of_this_machine() -> None:
