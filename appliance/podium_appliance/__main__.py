@@ -96,16 +96,13 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
     from aiohttp import web
 
     from .completion import is_complete
-    from .system import run
+    from .system import wait_for
     from .wizard import make_app
 
     # The wizard's service starts beside the first boot's, to import the above meanwhile (seconds under
     # emulation); it serves only once the first boot is done: the setup code, the certificate and any
     # network change undone are that one's, and the deploy keys may have completed the setup.
-    try:
-        run(settings.command("firstboot_wait"), "waiting for the first boot's service", timeout=600)
-    except ApplianceError as e:  # it reports its own failures on the console; the wizard is the way on
-        logging.getLogger(__name__).warning("%s", e.message)
+    wait_for(settings.command("firstboot_wait"), "waiting for the first boot's service", timeout=600)
     if is_complete(layout):
         logging.getLogger(__name__).info("setup is complete: the wizard is not needed")
         return 0

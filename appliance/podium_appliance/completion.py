@@ -80,9 +80,9 @@ def write_server_config(layout: Layout, settings: Settings, answers: Answers) ->
 
 async def wait_healthy(settings: Settings, seconds: float = 60.0) -> None:
     """Wait until the server answers its health check on loopback."""
-    url = f"http://{settings.server_listen}/api/health"
     import aiohttp
 
+    url = f"http://{settings.server_listen}/api/health"
     deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from .layout import Layout, Settings
 from .network import Network
 from .proxy import Proxy
 from .setup_code import SetupCode, console_text, write_issue
-from .system import run
+from .system import wait_for
 from .xenstore import Deploy, open_store, read_deploy
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,7 @@ class SystemBus:
         if self.ready:
             return
         self.ready = True
-        try:
-            run(self.settings.command("bus_wait"), "waiting for the system bus", timeout=120)
-        except ApplianceError as e:  # the command that needs the bus says what failed, if it does
-            log.warning("first boot: %s", e.message)
+        wait_for(self.settings.command("bus_wait"), "first boot: waiting for the system bus", timeout=120)
 
 
 async def firstboot(layout: Layout, settings: Settings) -> list[str]:

@@ -60,23 +60,18 @@ def render(
     """nginx's configuration for ``mode`` ("setup" or "ready"), listening on ``addresses``."""
     if mode not in MODES:
         raise ApplianceError(f"unknown proxy mode {mode!r}: use one of {', '.join(MODES)}")
-    return (
-        _templates()
-        .get_template("nginx/podium.conf.j2")
-        .render(
-            mode=mode,
-            server_name=_checked(_SERVER_NAME, server_name, "server name"),
-            addresses=[
-                _checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(settings)
-            ],
-            http_port=_port(settings.http_port, "http_port"),
-            https_port=_port(settings.https_port, "https_port"),
-            port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
-            tls_cert=layout.tls_cert.absolute(),
-            tls_key=layout.tls_key.absolute(),
-            server_upstream=_checked(_UPSTREAM, settings.server_listen, "the server's listen address"),
-            wizard_upstream=_checked(_UPSTREAM, settings.wizard_listen, "the wizard's listen address"),
-        )
+    template = _templates().get_template("nginx/podium.conf.j2")
+    return template.render(
+        mode=mode,
+        server_name=_checked(_SERVER_NAME, server_name, "server name"),
+        addresses=[_checked(_ADDRESS, a, "listen address") for a in addresses or listen_addresses(settings)],
+        http_port=_port(settings.http_port, "http_port"),
+        https_port=_port(settings.https_port, "https_port"),
+        port_suffix="" if settings.https_port == 443 else f":{settings.https_port}",
+        tls_cert=layout.tls_cert.absolute(),
+        tls_key=layout.tls_key.absolute(),
+        server_upstream=_checked(_UPSTREAM, settings.server_listen, "the server's listen address"),
+        wizard_upstream=_checked(_UPSTREAM, settings.wizard_listen, "the wizard's listen address"),
     )
 
 

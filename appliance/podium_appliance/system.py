@@ -34,6 +34,15 @@ def run(argv: list[str], what: str, timeout: float = 60.0, explain: Callable[[st
     return done.stdout
 
 
+def wait_for(argv: list[str], what: str, timeout: float) -> None:
+    """Run a command that waits for a systemd job (a socket listening, a oneshot done); a failure is logged,
+    not raised: whatever needed the job says what went wrong, if anything does."""
+    try:
+        run(argv, what, timeout)
+    except ApplianceError as e:
+        log.warning("%s", e.message)
+
+
 async def run_async(argv: list[str], what: str, timeout: float = 60.0) -> str:
     """:func:`run` without blocking the event loop."""
     return await asyncio.to_thread(run, argv, what, timeout)
