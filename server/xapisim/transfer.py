@@ -5,6 +5,11 @@ moves with the bytes, the task ends in success with xapi's result (the new VM re
 XML-RPC array), or in failure when the stream is bad or the peer goes away; an import that fails leaves no
 VM and no disk behind. The session comes as ``session_id`` in the query or a cookie; a bad one gets 401.
 Bodies with ``Transfer-Encoding: chunked`` are refused, as xapi does not read them.
+
+The answers are framed as xapi's own HTTP server writes them (:class:`XapiHead`): downloads carry no
+length and no chunks, and end when the connection closes, an XVA's status line says HTTP/1.0; an upload is
+answered with its head before its body is read. A client can therefore not tell a download cut midway
+from a whole one by the framing: only the task says how it went, which is why clients must ask it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 
 from .disks import is_zero
 from .dispatch import Call, create_task, finish_task
@@ -126,12 +132,12 @@ class Transfers:
         compression = request.query.get("use_compression", "false").lower()
         packer = compressor(compression)
         kind = "sha1" if request.query.get("checksum") == "sha1" else "xxhash"
-        async with _outcome(ctx), operation(ctx, ref, "export"):
+        resp = XapiHead(ctx, HttpVersion10, {"Content-Disposition": 'attachment; filename="export.xva"'})
+        injected = self.sim.faults.take("/export")  # fails after the disks, before the end (faults.py)
+        async with _outcome(ctx, resp), operation(ctx, ref, "export"):
             plan = plan_export(ctx.db.records, ref)
             total = sum(size for _, _, size in plan.disks) or 1
             progress = self._progress(ctx, total)
-            resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-            resp.headers["Content-Disposition"] = 'attachment; filename="export.xva"'
             await resp.prepare(request)
 
             async def send(data: bytes) -> None:
@@ -151,6 +157,9 @@ class Transfers:
                     await send(tar_member(name, data) + tar_member(name + suffix, digest))
                 # the gaps count as done too
                 progress(max(0, size - len(numbers) * CHUNK))
+            if injected is not None:
+                log.info("export fails as injected: %s", injected)
+                raise injected
             await send(bytes(2 * BLOCK))
             if packer:
                 await resp.write(flush(packer))
@@ -167,9 +176,7 @@ class Transfers:
         sr = self._import_sr(ctx, request)
         length = request.content_length or 0
         # xapi answers 200 before it reads the body; how the import went is the task's to say
-        resp = web.StreamResponse(
-            headers={"Content-Type": "application/octet-stream", "task-id": ctx.task or ""}
-        )
+        resp = XapiHead(ctx)
         await resp.prepare(request)
         reader = TarReader(Decompressing(request.content), self._progress(ctx, length))
         made: list[tuple[str, str]] = []  # (class, ref) created so far, undone on failure
@@ -338,10 +345,9 @@ class Transfers:
         rec = ctx.db.records("VDI")[ref]
         size = int(rec["virtual_size"])
         progress = self._progress(ctx, size)
-        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        resp.content_length = size
+        resp = XapiHead(ctx, headers={"Content-Disposition": f'attachment; filename="{rec["uuid"]}.raw"'})
         await resp.prepare(request)
-        async with _outcome(ctx):
+        async with _outcome(ctx, resp):
             for offset in range(0, size, CHUNK):
                 data = self.sim.disks.read(rec["uuid"], offset, min(CHUNK, size - offset))
                 await resp.write(data)
@@ -366,6 +372,8 @@ class Transfers:
             raise _fail(ctx, Failure("VDI_TOO_SMALL", ref, str(length)), web.HTTPBadRequest)
         progress = self._progress(ctx, length)
         injected = self.sim.faults.take("/import_raw_vdi")  # fails once the body is read (faults.py)
+        resp = XapiHead(ctx)  # as for /import: the answer first, the task tells how it went
+        await resp.prepare(request)
         fd = self.sim.disks.open_write(rec["uuid"], size)
         offset = 0
         try:
@@ -384,12 +392,45 @@ class Transfers:
             finish_task(ctx.db, ctx.task or "", failure=failure)
             if isinstance(e, asyncio.CancelledError):
                 raise
-            return web.Response(status=500, text=str(failure))
+            return resp
         finally:
             os.close(fd)
         ctx.db.update("VDI", ref, physical_utilisation=self.sim.disks.allocated(rec["uuid"]))
         finish_task(ctx.db, ctx.task or "", result="")
-        return web.Response(status=200)
+        return resp
+
+
+class XapiHead(web.StreamResponse):
+    """A 200 answer framed as xapi's ``Http_svr`` writes it: ``Connection: close``, no ``Content-Length``,
+    no chunked encoding (the body, if any, ends with the connection), the HTTP version xapi's handler
+    chose in its status line, and the task's id in a ``task-id`` header."""
+
+    _length_check = False  # no Content-Length, no Transfer-Encoding: what is written goes out as it is
+
+    def __init__(
+        self, ctx: Call, version: HttpVersion = HttpVersion11, headers: dict[str, str] | None = None
+    ) -> None:
+        host = ctx.host.record
+        super().__init__(
+            headers={
+                "Connection": "close",
+                "Cache-Control": "no-cache, no-store",
+                "task-id": ctx.task or "",
+                "Server": f"xapi/{host.get('API_version_major', 2)}.{host.get('API_version_minor', 0)}",
+                "Content-Type": "application/octet-stream",
+                **(headers or {}),
+            }
+        )
+        self._version = version
+        self.force_close()
+
+    async def _write_headers(self) -> None:  # aiohttp writes the request's version; xapi writes its own
+        writer = self._payload_writer
+        assert writer is not None
+        status_line = f"HTTP/{self._version.major}.{self._version.minor} {self.status} {self.reason}"
+        await writer.write_headers(status_line, self.headers)
+        if self._send_headers_immediately:
+            writer.send_headers()
 
 
 def _is_ref(value: Any) -> bool:
@@ -397,12 +438,19 @@ def _is_ref(value: Any) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _outcome(ctx: Call) -> AsyncIterator[None]:
-    """End a download's task: success, the failure met (as HTTP 500), or VDI_IO_ERROR if the peer went away."""
+async def _outcome(ctx: Call, resp: web.StreamResponse) -> AsyncIterator[None]:
+    """End a download's task: success, the failure met, or VDI_IO_ERROR if the peer went away.
+
+    A failure before the answer began is answered HTTP 500; one midway ends the body where it is, and the
+    connection closes as after a whole one (xapi's way: only the task tells the difference).
+    """
     try:
         yield
     except Failure as f:
         finish_task(ctx.db, ctx.task or "", failure=f)
+        if resp.prepared:
+            log.info("%s failed midway: %s", ctx.method, f)
+            return
         raise web.HTTPInternalServerError(text=str(f)) from None
     except (ConnectionError, asyncio.CancelledError):
         finish_task(ctx.db, ctx.task or "", failure=Failure("VDI_IO_ERROR", "Device I/O errors"))

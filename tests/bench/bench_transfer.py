@@ -72,7 +72,7 @@ async def read_all(http: aiohttp.ClientSession, url: str) -> tuple[int, float]:
     total = 0
     async with http.get(url, timeout=aiohttp.ClientTimeout(total=None)) as resp:
         assert resp.status == 200, resp.status
-        async for data in resp.content.iter_chunked(1 << 20):
+        async for data, _ in resp.content.iter_chunks():  # as they come: joining them would cost a copy
             total += len(data)
     return total, time.perf_counter() - begin
 

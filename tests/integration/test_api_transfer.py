@@ -188,6 +188,59 @@ async def test_bad_xva_upload_fails_clearly_and_leaves_nothing(api, vm_with_data
     assert after == before
 
 
+async def test_an_export_failing_after_its_disks_cuts_the_download(api, two_pools, vm_with_data):
+    """xapi ends a download by closing, failed or not: the server must ask the task, not trust the end."""
+    vm, _vdi, _data = vm_with_data
+    two_pools.ctl("POST", "/faults", {"method": "/export", "error": ["VDI_IO_ERROR", "Device I/O errors"]})
+    path = (await api.call("vm.export", {"vm": vm}))["$getFrom"]
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await http(api, "GET", path)
+
+
+async def test_a_raw_disk_download_cut_by_its_master_is_cut_for_the_client(api, two_pools, vm_with_data):
+    """The raw export's length is told to the client (xapi does not say it), and a master that goes away
+    midway leaves the client short of it, with an error, never with a stream that looks whole."""
+    vm, vdi, _data = vm_with_data
+    rec = await wait_object(api, vdi)
+    big = await api.call("disk.create", {"name": "big", "size": 64 * MiB, "sr": rec["$SR"], "vm": vm})
+    sent = await api.call("disk.importContent", {"id": big})
+    assert (await http(api, "PUT", sent["$sendTo"], os.urandom(64 * MiB)))[0] == 200
+    path = (await api.call("disk.exportContent", {"id": big}))["$getFrom"]
+    master = two_pools.master(0)
+    got = 0
+
+    async def read(r: aiohttp.ClientResponse) -> None:
+        nonlocal got
+        async for data in r.content.iter_any():
+            if got < 4 * MiB <= got + len(data):  # the stream stalls while this client does not read
+                await asyncio.to_thread(two_pools.ctl, "POST", f"/pools/0/hosts/{master.name}/stop")
+                await asyncio.sleep(0.5)
+            got += len(data)
+
+    async with aiohttp.ClientSession() as s, s.get(api.server.url + path) as r:
+        assert r.status == 200 and r.content_length == 64 * MiB
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await read(r)
+    assert got < 64 * MiB
+    await asyncio.to_thread(two_pools.ctl, "POST", f"/pools/0/hosts/{master.name}/start")
+
+
+async def test_a_copy_whose_export_fails_leaves_nothing_on_the_target(api, two_pools, vm_with_data):
+    """The export fails after its last disk: the target's import has every byte it needs and succeeds, and
+    only the export's task says the copy is bad. The server must remove what the import made."""
+    vm, _vdi, _data = vm_with_data
+    pools = await pool_ids(api)
+    sr = await disk_sr(api, pools[1])
+    url1, s1 = login(two_pools, 1)
+    before = {c: set(jsonrpc(url1, f"{c}.get_all_records", s1)) for c in ("VM", "VDI")}
+    two_pools.ctl("POST", "/faults", {"method": "/export", "error": ["VDI_IO_ERROR", "Device I/O errors"]})
+    with pytest.raises(ApiError) as e:
+        await api.call("vm.copy", {"vm": vm, "sr": sr["id"], "name": "bad copy"})
+    assert "VDI_IO_ERROR" in json.dumps([str(e.value), e.value.data]), (str(e.value), e.value.data)
+    after = {c: set(jsonrpc(url1, f"{c}.get_all_records", s1)) for c in ("VM", "VDI")}
+    assert after == before
+
+
 async def test_copy_fails_cleanly_when_the_target_master_dies_midway(api, two_pools, vm_with_data):
     vm, vdi, _data = vm_with_data
     # a disk long enough that the copy is still running when the target goes away

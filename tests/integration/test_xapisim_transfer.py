@@ -149,6 +149,71 @@ def test_raw_vdi_round_trip_keeps_every_byte(written):
     assert get_raw(url, s, vdi) == data
 
 
+def raw_exchange(url: str, head: str, body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+    """Send ``head`` (and ``body``) on a socket, read until the simulator closes: status line, headers
+    (lower-case names), body as it came on the wire."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=60) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        received = bytearray()
+        while chunk := sock.recv(1 << 20):
+            received += chunk
+    top, _, rest = bytes(received).partition(b"\r\n\r\n")
+    status, *lines = top.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, rest
+
+
+def test_answers_are_framed_as_xapis_http_server_writes_them(written):
+    """xapi ends downloads by closing the connection (no length, no chunks), with HTTP/1.0 for /export,
+    and answers uploads before reading them: a client that trusted the framing would take a cut stream for
+    a whole one, so Podium must be tested against this framing, not aiohttp's."""
+    url, s, vm, vdi, data = written
+    host = urllib.parse.urlsplit(url).netloc
+
+    def get(path: str, query: dict[str, str]) -> tuple[str, dict[str, str], bytes]:
+        task = jsonrpc(url, "task.create", s, "framing", "")
+        target = f"{path}?{urllib.parse.urlencode({**query, 'session_id': s, 'task_id': task})}"
+        answer = raw_exchange(url, f"GET {target} HTTP/1.1\r\nHost: {host}\r\n")
+        assert answer[1]["task-id"] == task
+        assert wait_task(url, s, task)["status"] == "success"
+        return answer
+
+    status, headers, body = get("/export", {"ref": vm})
+    assert status == "HTTP/1.0 200 OK"
+    assert headers["connection"] == "close" and headers["server"].startswith("xapi/")
+    assert headers["content-disposition"] == 'attachment; filename="export.xva"'
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    assert members(body)[0][0] == "ova.xml"  # the tar itself, not chunk-framed
+
+    status, headers, body = get("/export_raw_vdi", {"vdi": vdi, "format": "raw"})
+    assert status == "HTTP/1.1 200 OK" and headers["connection"] == "close"
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    assert body == data
+
+    task = jsonrpc(url, "task.create", s, "framing", "")
+    query = urllib.parse.urlencode({"session_id": s, "task_id": task, "vdi": vdi})
+    head = f"PUT /import_raw_vdi?{query} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(data)}\r\n"
+    status, headers, body = raw_exchange(url, head, data)
+    assert (status, headers["task-id"], body) == ("HTTP/1.1 200 OK", task, b"")
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    assert wait_task(url, s, task)["status"] == "success"
+
+
+def test_upload_is_answered_before_its_body(written):
+    url, s, _vm, vdi, data = written
+    u = urllib.parse.urlsplit(url)
+    task = jsonrpc(url, "task.create", s, "early answer", "")
+    query = urllib.parse.urlencode({"session_id": s, "task_id": task, "vdi": vdi})
+    with socket.create_connection((u.hostname, u.port), timeout=30) as sock:
+        head = f"PUT /import_raw_vdi?{query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(data)}\r\n"
+        sock.sendall(head.encode() + b"\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")  # not a byte of the body sent yet
+        sock.sendall(data)
+        assert wait_task(url, s, task)["status"] == "success"
+    assert get_raw(url, s, vdi) == data
+
+
 def test_export_writes_ova_xml_then_sparse_checksummed_chunks(written):
     url, s, vm, vdi, data = written
     task = jsonrpc(url, "task.create", s, "export", "")

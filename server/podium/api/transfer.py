@@ -21,7 +21,7 @@ from aiohttp import web
 
 from ..errors import PodiumError
 from ..xapi import XapiError, XapiFailure
-from ..xapi.stream import Download
+from ..xapi.stream import Download, pieces
 from .errors import from_xapi
 
 log = logging.getLogger(__name__)
@@ -150,4 +150,4 @@ async def relay_download(request: web.Request, download: Download, name: str) ->
 
 def request_body(request: web.Request) -> AsyncIterator[bytes]:
     """The client's upload, as it arrives."""
-    return request.content.iter_any()
+    return pieces(request.content)

@@ -60,7 +60,9 @@ async def export_content(ctx: Context, id: dict[str, Any], format: str = "raw") 
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             query = {"vdi": id["_xapiRef"], "format": "raw"}
-            dl = await download(client, "/export_raw_vdi", query, f"Export {name}")
+            # xapi does not say the length; the client wants it (progress), and a cut stream shows by it
+            size = int(await client.call("VDI.get_virtual_size", id["_xapiRef"]))
+            dl = await download(client, "/export_raw_vdi", query, f"Export {name}", size)
         except XapiError as e:
             return error_response(e)
         return await relay_download(request, dl, name)

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from ...xapi import XapiClient, XapiError
-from ...xapi.stream import download, task_refs, upload
+from ...xapi.stream import download, pieces, task_refs, upload
 from ..context import Context
 from ..errors import ApiError, invalid
 from ..registry import Resolve, api
@@ -140,7 +140,7 @@ async def _import_url(
         async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as resp:
             if resp.status != 200:
                 raise ApiError(f"{url} answered HTTP {resp.status}")
-            body = resp.content.iter_chunked(1 << 20)
+            body = pieces(resp.content)
             result = await upload(client, "/import", query, body, resp.content_length, "Import XVA from URL")
     except aiohttp.ClientError as e:
         raise ApiError(f"cannot read {url}: {e}") from e
@@ -169,7 +169,14 @@ async def copy_between_pools(
             result = await upload(
                 target, "/import", {"sr_id": sr["_xapiRef"]}, dl.chunks(), None, f"Copy {name}"
             )
-            await dl.transfer.result()
+            try:
+                await dl.transfer.result()
+            except BaseException:
+                # xapi ends an export by closing even when it failed, and the import may have had every
+                # disk byte by then: only the export's task knows the copy is bad, so undo the import
+                for made in task_refs(result):
+                    await delete_vm_and_disks(target, made)
+                raise
         except BaseException:
             await dl.transfer.cancel()
             raise
