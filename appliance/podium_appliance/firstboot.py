@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from . import host, tls
+from . import addresses, host, tls
 from .completion import Answers, complete, is_complete
 from .errors import ApplianceError
 from .layout import Layout, Settings
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def urls() -> list[str]:
     """The appliance's addresses as URLs to open."""
-    return [f"https://[{a}]/" if ":" in a else f"https://{a}/" for a in tls.local_addresses()]
+    return [f"https://[{a}]/" if ":" in a else f"https://{a}/" for a in addresses.local_addresses()]
 
 
 def _step(lines: list[str], what: str, action: Callable[[], object]) -> bool:

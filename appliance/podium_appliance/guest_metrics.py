@@ -34,9 +34,9 @@ from packaging.version import InvalidVersion, Version
 
 from podium import __version__
 
+from .addresses import ip_links, usable_address
 from .errors import ApplianceError
 from .layout import Layout, Settings
-from .tls import ip_links, usable_address
 from .xenstore import Store, open_store
 
 log = logging.getLogger(__name__)

@@ -8,16 +8,13 @@ would refuse, with a message saying what to do, before anything is written.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import stat
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -25,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from . import system
+from .addresses import wait_for_addresses
 from .errors import ApplianceError
 from .host import check_hostname
 from .layout import Layout, write_atomic
@@ -62,50 +59,6 @@ class CertInfo:
     self_signed: bool
     chain_length: int
     warnings: list[str] = field(default_factory=list)
-
-
-# Addresses
-
-
-def ip_links() -> list[Any]:
-    """``ip -j addr show``, parsed: one dict per interface; empty (and said) when ``ip`` fails."""
-    try:
-        links = json.loads(system.run(["ip", "-j", "addr", "show"], "listing the addresses", timeout=10))
-    except (ApplianceError, OSError, ValueError) as e:
-        log.warning("cannot list the machine's addresses: %s", getattr(e, "message", e))
-        return []
-    return links if isinstance(links, list) else []
-
-
-def local_addresses() -> list[str]:
-    """The machine's IPv4 and IPv6 addresses, without loopback and link-local; empty when ``ip`` fails."""
-    found: list[str] = []
-    for link in ip_links():
-        for entry in link.get("addr_info", []) if isinstance(link, dict) else []:
-            address = usable_address(entry)
-            if address is not None and address not in found:
-                found.append(address)
-    return found
-
-
-def wait_for_addresses(seconds: float, poll: float = 0.2) -> list[str]:
-    """:func:`local_addresses`, waiting up to ``seconds`` for a first one (DHCP's answer, early in a boot)."""
-    deadline = time.monotonic() + seconds
-    while not (found := local_addresses()) and time.monotonic() < deadline:
-        time.sleep(poll)
-    return found
-
-
-def usable_address(entry: Any) -> str | None:
-    """The address of one ``addr_info`` entry of ``ip -j addr``, None for loopback, link-local or junk."""
-    if not isinstance(entry, dict) or entry.get("scope") in ("host", "link"):
-        return None
-    try:
-        address = ipaddress.ip_address(str(entry.get("local", "")))
-    except ValueError:
-        return None
-    # scope alone is not enough: a link-local address can be configured with scope global by hand
-    return None if address.is_loopback or address.is_link_local else str(address)
 
 
 # Generation

@@ -24,6 +24,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from . import addresses
 from . import host as hostcfg
 from .completion import CHANNELS, Answers, complete, is_complete
 from .errors import ApplianceError
@@ -342,7 +343,7 @@ async def tls_step(request: web.Request, session: Session) -> web.StreamResponse
         if upload:
             cert, key = _upload(form.get("cert")), _upload(form.get("key"))
         else:
-            cert, key = tls.generate_self_signed(name, tls.local_addresses())
+            cert, key = tls.generate_self_signed(name, addresses.local_addresses())
         info = await asyncio.to_thread(wizard.proxy.install_certificate, cert, key, name)
     except ApplianceError as e:
         return wizard.render(request, "tls", session, status=400, error=e.message, info=current,
@@ -350,8 +351,8 @@ async def tls_step(request: web.Request, session: Session) -> web.StreamResponse
     session.values["tls"] = info
     session.done.add("tls")
     if upload:
-        addresses = await asyncio.to_thread(tls.local_addresses)
-        warnings = [*info.warnings, *tls.address_warnings(info.names, addresses)]
+        ours = await asyncio.to_thread(addresses.local_addresses)
+        warnings = [*info.warnings, *tls.address_warnings(info.names, ours)]
         if warnings:
             log.info("certificate %s installed with warnings: %s", info.fingerprint, "; ".join(warnings))
             return wizard.render(request, "tls", session, info=info, installed=True, warnings=warnings)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 import html
 import ipaddress
-import json
 import re
 import shutil
 import stat
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from podium_appliance import tls
+from podium_appliance import addresses, tls
 from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout, write_atomic
 
@@ -545,62 +543,17 @@ def test_write_pair_undoes_the_key_when_the_certificate_fails(
     assert (layout.tls_cert.read_bytes(), layout.tls_key.read_bytes()) == first
 
 
-# local_addresses
-
-IP_JSON = [
-    {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "scope": "host"}]},
-    {
-        "ifname": "eth0",
-        "addr_info": [
-            {"family": "inet", "local": "192.0.2.2", "scope": "global"},
-            {"family": "inet", "local": "169.254.1.1", "scope": "global"},
-            {"family": "inet6", "local": "fd00::2", "scope": "global"},
-            {"family": "inet6", "local": "fe80::1", "scope": "link"},
-        ],
-    },
-    {"ifname": "eth1", "addr_info": [{"family": "inet", "local": "192.0.2.2", "scope": "global"}]},
-    {"ifname": "dummy0"},
-]
-
-
-def test_local_addresses_skips_loopback_and_link_local(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("podium_appliance.system.run", lambda argv, what, timeout=60.0: json.dumps(IP_JSON))
-    assert tls.local_addresses() == ["192.0.2.2", "fd00::2"]
-
-
-@pytest.mark.parametrize("output", ["not json", "{}", "[1, 2]"])
-def test_local_addresses_odd_output(monkeypatch: pytest.MonkeyPatch, output: str) -> None:
-    monkeypatch.setattr("podium_appliance.system.run", lambda argv, what, timeout=60.0: output)
-    assert tls.local_addresses() == []
-
-
-def test_local_addresses_without_ip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")
-    assert tls.local_addresses() == []
+# The first boot's certificate
 
 
 def test_the_first_boot_waits_for_the_first_address_for_its_certificate(
     appliance: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     answers = iter([[], [], ["192.0.2.7"]])  # DHCP answers on the third look
-    monkeypatch.setattr(tls, "local_addresses", lambda: next(answers))
+    monkeypatch.setattr(addresses, "local_addresses", lambda: next(answers))
     assert tls.ensure_certificate(appliance, "podium", address_wait=5.0)
     names = tls.read_info(appliance.tls_cert).names
     assert "192.0.2.7" in names and next(answers, None) is None
-
-
-def test_the_first_boot_waits_only_so_long_for_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    looks: list[float] = []
-    monkeypatch.setattr(tls, "local_addresses", lambda: looks.append(time.monotonic()) or [])
-    started = time.monotonic()
-    assert tls.wait_for_addresses(0.5, poll=0.05) == []
-    assert 0.5 <= looks[-1] - started < 1.5 and len(looks) >= 5
-
-
-def test_local_addresses_of_this_machine() -> None:
-    for address in tls.local_addresses():
-        parsed = ipaddress.ip_address(address)
-        assert not parsed.is_loopback and not parsed.is_link_local
 
 
 # The wizard's certificate step
@@ -624,7 +577,7 @@ def _files(cert: bytes, key: bytes) -> aiohttp.FormData:
 async def test_wizard_shows_the_warnings_of_an_uploaded_certificate(
     wizard_layout: Layout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tls, "local_addresses", lambda: ["192.0.2.2", "2001:db8::2"])
+    monkeypatch.setattr(addresses, "local_addresses", lambda: ["192.0.2.2", "2001:db8::2"])
     key = p256()
     soon = datetime.now(UTC) + timedelta(days=10, hours=1)
     cert = make_cert("elsewhere.example.com", key, names=["elsewhere.example.com"], not_after=soon)
