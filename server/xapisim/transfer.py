@@ -133,12 +133,12 @@ class Transfers:
         packer = compressor(compression)
         kind = "sha1" if request.query.get("checksum") == "sha1" else "xxhash"
         resp = XapiHead(ctx, HttpVersion10, {"Content-Disposition": 'attachment; filename="export.xva"'})
-        injected = self.sim.faults.take("/export")  # fails after the disks, before the end (faults.py)
         async with _outcome(ctx, resp), operation(ctx, ref, "export"):
             plan = plan_export(ctx.db.records, ref)
             total = sum(size for _, _, size in plan.disks) or 1
             progress = self._progress(ctx, total)
             await resp.prepare(request)
+            injected = self.sim.faults.take("/export")  # fails after the disks, before the end (faults.py)
 
             async def send(data: bytes) -> None:
                 await resp.write(await compress(packer, data) if packer else data)
@@ -204,8 +204,13 @@ class Transfers:
                 uuid = ctx.db.records("VDI")[ref]["uuid"]
                 ctx.db.update("VDI", ref, physical_utilisation=self.sim.disks.allocated(uuid))
             account_sr(ctx.db, sr)
-        except (Failure, asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError) as e:
-            failure = e if isinstance(e, Failure) else Failure("IMPORT_ERROR_PREMATURE_EOF")
+        except (Failure, asyncio.IncompleteReadError, OSError, asyncio.CancelledError) as e:
+            if isinstance(e, Failure):
+                failure = e
+            elif isinstance(e, OSError) and not isinstance(e, ConnectionError):  # the disk, not the peer
+                failure = Failure("VDI_IO_ERROR", str(e))
+            else:
+                failure = Failure("IMPORT_ERROR_PREMATURE_EOF")
             self._undo(ctx, made)
             finish_task(ctx.db, ctx.task or "", failure=failure)
             log.info("import failed: %s", failure)
@@ -374,9 +379,10 @@ class Transfers:
         injected = self.sim.faults.take("/import_raw_vdi")  # fails once the body is read (faults.py)
         resp = XapiHead(ctx)  # as for /import: the answer first, the task tells how it went
         await resp.prepare(request)
-        fd = self.sim.disks.open_write(rec["uuid"], size)
+        fd = -1
         offset = 0
         try:
+            fd = self.sim.disks.open_write(rec["uuid"], size)
             while offset < length:
                 data = await request.content.read(min(CHUNK, length - offset))
                 if not data:
@@ -387,14 +393,15 @@ class Transfers:
             if injected is not None:
                 log.info("import_raw_vdi fails as injected: %s", injected)
                 raise injected
-        except (Failure, ConnectionError, asyncio.CancelledError) as e:
+        except (Failure, OSError, asyncio.CancelledError) as e:  # OSError: the peer, or the disk
             failure = e if isinstance(e, Failure) else Failure("VDI_IO_ERROR", "Device I/O errors")
             finish_task(ctx.db, ctx.task or "", failure=failure)
             if isinstance(e, asyncio.CancelledError):
                 raise
             return resp
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         ctx.db.update("VDI", ref, physical_utilisation=self.sim.disks.allocated(rec["uuid"]))
         finish_task(ctx.db, ctx.task or "", result="")
         return resp
@@ -452,7 +459,7 @@ async def _outcome(ctx: Call, resp: web.StreamResponse) -> AsyncIterator[None]:
             log.info("%s failed midway: %s", ctx.method, f)
             return
         raise web.HTTPInternalServerError(text=str(f)) from None
-    except (ConnectionError, asyncio.CancelledError):
+    except (OSError, asyncio.CancelledError):  # the peer went away, or the disk failed
         finish_task(ctx.db, ctx.task or "", failure=Failure("VDI_IO_ERROR", "Device I/O errors"))
         raise
     finish_task(ctx.db, ctx.task or "", result="")

@@ -68,7 +68,8 @@ class Transfers:
         entry = self._pending.get(token)
         if entry is None:
             raise web.HTTPNotFound(text="no such transfer: it was used already, expired, or never existed\n")
-        allowed = ("GET", "HEAD") if entry.method == "GET" else ("PUT", "POST")
+        # not HEAD: it would spend the one use, and run the export, for headers only
+        allowed = ("GET",) if entry.method == "GET" else ("PUT", "POST")
         if request.method not in allowed:
             raise web.HTTPMethodNotAllowed(request.method, list(allowed))
         del self._pending[token]

@@ -59,6 +59,16 @@ class Transfer:
             await asyncio.sleep(poll)
             poll = min(poll * 1.5, 0.5)
 
+    async def failure(self, wait: float) -> XapiFailure | None:
+        """The failure the task ends in, if it ends in one within ``wait`` seconds."""
+        try:
+            await asyncio.wait_for(self.result(), wait)
+        except XapiFailure as f:
+            return f
+        except (TimeoutError, XapiError):
+            pass
+        return None
+
     async def cancel(self) -> None:
         """Ask the pool to stop (best effort)."""
         try:
@@ -108,16 +118,20 @@ class Download:
         A body xapi ends by closing looks whole when cut: where the length is known, a short one raises
         here; otherwise only the task (:meth:`Transfer.result`) can tell, and every consumer asks it.
         """
-        got = 0
+        got, length = 0, self.length
         try:
             async for data in pieces(self.response.content):
                 got += len(data)
+                if length is not None and got > length:  # before passing it on: a relay told the length
+                    raise Unreachable(
+                        f"the download from {self.transfer.client.master} is longer than its {length:,} bytes"
+                    )
                 yield data
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as e:
             raise Unreachable(f"the download from {self.transfer.client.master} was cut: {e}") from e
-        if self.length is not None and got != self.length:
+        if length is not None and got != length:
             raise Unreachable(
-                f"the download from {self.transfer.client.master} ended after {got:,} of {self.length:,} bytes"
+                f"the download from {self.transfer.client.master} ended after {got:,} of {length:,} bytes"
             )
 
     async def close(self) -> None:
@@ -269,14 +283,10 @@ async def _source_failed(
 
 async def _raise_refusal(transfer: Transfer, path: str, status: int, text: str) -> None:
     """The pool answered a transfer with an error status: raise the task's failure, or the status."""
-    try:
-        await asyncio.wait_for(transfer.result(), 5)
-    except XapiFailure:
-        await transfer.destroy()
-        raise
-    except (TimeoutError, XapiError):
-        pass
+    failure = await transfer.failure(5)
     await transfer.destroy()
+    if failure is not None:
+        raise failure
     raise ProtocolError(f"{path} answered HTTP {status}: {text.strip() or 'no detail'}")
 
 

@@ -166,9 +166,17 @@ async def copy_between_pools(
             source, "/export", {"ref": ref, "use_compression": compression(compress)}, f"Copy {name}"
         )
         try:
-            result = await upload(
-                target, "/import", {"sr_id": sr["_xapiRef"]}, dl.chunks(), None, f"Copy {name}"
-            )
+            try:
+                result = await upload(
+                    target, "/import", {"sr_id": sr["_xapiRef"]}, dl.chunks(), None, f"Copy {name}"
+                )
+            except XapiError as e:
+                # an export that fails midway ends its stream as if whole: the import then fails for want
+                # of bytes, and the export's task says why
+                cause = await dl.transfer.failure(2)
+                if cause is not None:
+                    raise cause from e
+                raise
             try:
                 await dl.transfer.result()
             except BaseException:
