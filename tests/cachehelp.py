@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from podium.cache import KEPT_CLASSES, ObjectStore, PoolCache
+from podium.cache import KEPT_CLASSES, ObjectCache, PoolCache
 from podium.xapi import PoolWatcher, XapiClient
 
 from .simproc import Sim
@@ -27,21 +27,21 @@ async def truth(sim: Sim, url: str | None = None) -> dict[str, dict[str, Any]]:
         records = {cls: await client.call(f"{cls}.get_all_records") for cls in KEPT_CLASSES}
     finally:
         await client.close()
-    store = ObjectStore()
-    PoolCache(store, list(KEPT_CLASSES)).full(records)
-    return dict(store.objects)
+    objects = ObjectCache()
+    PoolCache(objects, list(KEPT_CLASSES)).full(records)
+    return dict(objects.objects)
 
 
 class Watched:
-    """A pool followed by Podium's event loop into an object store."""
+    """A pool followed by Podium's event loop into an object cache."""
 
     def __init__(self, sim: Sim, url: str | None = None) -> None:
         self.sim = sim
-        self.store = ObjectStore()
+        self.objects = ObjectCache()
         self.batches: list[Any] = []
-        self.store.subscribe(self.batches.append)
+        self.objects.subscribe(self.batches.append)
         self.client = XapiClient(url or sim.master().url, sim.user, sim.password)
-        self.cache = PoolCache(self.store, list(KEPT_CLASSES))
+        self.cache = PoolCache(self.objects, list(KEPT_CLASSES))
         self.watcher = PoolWatcher(self.client, self.cache, KEPT_CLASSES)
         self.task: asyncio.Task[None] | None = None
 
@@ -57,12 +57,12 @@ class Watched:
         deadline = time.monotonic() + timeout
         while True:
             expected = await truth(self.sim)
-            if self.store.objects == expected:
+            if self.objects.objects == expected:
                 return {}
             if time.monotonic() > deadline:
-                diff = {k for k in expected.keys() | self.store.objects.keys()
-                        if expected.get(k) != self.store.objects.get(k)}  # fmt: skip
-                return {k: (expected.get(k), self.store.objects.get(k)) for k in sorted(diff)[:3]}
+                diff = {k for k in expected.keys() | self.objects.objects.keys()
+                        if expected.get(k) != self.objects.objects.get(k)}  # fmt: skip
+                return {k: (expected.get(k), self.objects.objects.get(k)) for k in sorted(diff)[:3]}
             await asyncio.sleep(0.2)
 
 

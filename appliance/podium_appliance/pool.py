@@ -16,17 +16,8 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from podium.xapi import (
-    AuthenticationFailed,
-    Endpoint,
-    ProtocolError,
-    TlsError,
-    Unreachable,
-    XapiClient,
-    XapiError,
-    ask_master,
-    peer_fingerprint,
-)
+from podium.net import Endpoint, Unreachable, format_fingerprint, peer_fingerprint
+from podium.xapi import AuthenticationFailed, ProtocolError, TlsError, XapiClient, XapiError, ask_master
 
 from .errors import ApplianceError
 
@@ -57,11 +48,6 @@ class PoolCheck:
 
 class StaleFingerprint(ApplianceError):
     """The fingerprint shown no longer applies (the certificate or the master changed): show it again."""
-
-
-def pretty(fingerprint: str) -> str:
-    """``AB:CD:…`` from a hexadecimal digest with or without colons."""
-    return bytes.fromhex(fingerprint.replace(":", "")).hex(":").upper()
 
 
 def endpoint(host: str) -> Endpoint:
@@ -105,7 +91,7 @@ async def find_master(host: str) -> Master:
         raise ApplianceError(f"pool master: {e}") from None
     target = master or where
     try:
-        fingerprint = pretty(await peer_fingerprint(target, timeout=10))
+        fingerprint = format_fingerprint(await peer_fingerprint(target, timeout=10))
     except Unreachable:
         raise _unreachable(target, member=address(where) if master else "") from None
     if master is not None:
@@ -131,7 +117,7 @@ async def check(master: str, username: str, password: str, confirmed_fingerprint
         name = await client.call("pool.get_name_label", pools[0]) if pools else ""
         found = address(client.master)
         log.info("pool master %s: login accepted (pool %r)", found, name)
-        return PoolCheck(found, str(name), pretty(confirmed_fingerprint))
+        return PoolCheck(found, str(name), format_fingerprint(confirmed_fingerprint))
     except AuthenticationFailed:
         raise ApplianceError("pool master: the user name or password was refused by the pool") from None
     except TlsError:

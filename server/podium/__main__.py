@@ -24,8 +24,8 @@ from .app import make_app
 from .auth import Tokens, Users
 from .auth.users import UserError
 from .config import ConfigError, Settings, load
-from .store import Database, SecretBox, User, schema
-from .store.schema import SchemaError
+from .db import Database, SecretBox, User, schema
+from .db.schema import SchemaError
 
 log = logging.getLogger("podium")
 

@@ -20,10 +20,10 @@ from .api.console import console
 from .api.context import Services
 from .api.ws import websocket
 from .auth import Acls, Tokens, Users
-from .cache import ObjectStore
+from .cache import ObjectCache
 from .config import Settings
+from .db import Database, SecretBox
 from .servers import ServerManager
-from .store import Database, SecretBox
 from .web import setup as setup_web
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db = Database(settings.db_url)
     await db.create()
     secrets = SecretBox(settings.data_dir / "secret.key")
-    objects = ObjectStore()
+    objects = ObjectCache()
     servers = ServerManager(db, secrets, objects)
     users = Users(db)
     await users.ensure_admin(

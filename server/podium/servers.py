@@ -16,10 +16,11 @@ from typing import Any
 import aiohttp
 from sqlalchemy import select
 
-from .cache import KEPT_CLASSES, DuplicatePool, ObjectStore, PoolCache
+from .cache import KEPT_CLASSES, DuplicatePool, ObjectCache, PoolCache
+from .db import Database, SecretBox, Server
 from .errors import PodiumError
-from .store import Database, SecretBox, Server
-from .xapi import Endpoint, PoolWatcher, Status, XapiClient
+from .net import Endpoint
+from .xapi import PoolWatcher, Status, XapiClient
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class InvalidServer(PodiumError):
 
 
 @dataclass
-class Connection:
+class PoolConnection:
     """A running connection: the client, its watcher task and the pool's cache."""
 
     client: XapiClient
@@ -52,11 +53,11 @@ class Connection:
 class ServerManager:
     """Servers: their records in the database, and their live connections."""
 
-    def __init__(self, db: Database, secrets: SecretBox, objects: ObjectStore) -> None:
+    def __init__(self, db: Database, secrets: SecretBox, objects: ObjectCache) -> None:
         self.db = db
         self.secrets = secrets
         self.objects = objects
-        self.connections: dict[str, Connection] = {}
+        self.connections: dict[str, PoolConnection] = {}
         self.owners: dict[str, str] = {}  # pool uuid -> the server id connected to it
         self._http: aiohttp.ClientSession | None = None
         self._locks: dict[str, asyncio.Lock] = {}  # one change at a time per server
@@ -234,8 +235,9 @@ class ServerManager:
             on_status=lambda st: self._on_status(server_id, st),
             claim=lambda pool: self._claim(server_id, pool),
         )
+        client.tasks = cache
         watcher = PoolWatcher(client, cache, KEPT_CLASSES, known=server.known_hosts or [])
-        conn = Connection(client, cache, watcher)
+        conn = PoolConnection(client, cache, watcher)
         self.connections[server_id] = conn
         conn.task = asyncio.get_running_loop().create_task(watcher.run(), name=f"pool watcher {server.host}")
 
@@ -254,7 +256,7 @@ class ServerManager:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _remember(self, server_id: str, conn: Connection) -> None:
+    async def _remember(self, server_id: str, conn: PoolConnection) -> None:
         try:
             await self._update(
                 server_id, pool_uuid=conn.cache.pool_id, known_hosts=list(conn.watcher.known_hosts)

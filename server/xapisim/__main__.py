@@ -21,9 +21,9 @@ from pathlib import Path
 from .control import Control
 from .dbdump import DumpError
 from .http import Listeners
-from .pool import Simulator
 from .records import warm
 from .scale import scale_pool
+from .simulator import Simulator
 
 log = logging.getLogger("xapisim")
 

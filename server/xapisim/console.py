@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import rfb
-from .pool import Host, Pool, Simulator
+from .simulator import Host, Pool, Simulator
 from .terminal import Terminal, serve_text
 from .values import new_uuid
 

@@ -14,6 +14,7 @@
 | ``POST /settings`` ``{"op_seconds": s, "boot_seconds": s, "auth_failure_delay": s}`` | tune the simulated time |
 | ``POST /faults`` ``{"method": M, "error": [CODE, …], "skip": 0, "times": 1}`` | make calls of M fail (see ``faults.py``) |
 | ``GET /faults`` / ``DELETE /faults`` | the faults still armed / disarm them all |
+| ``GET /calls`` / ``DELETE /calls`` | how many calls of each method the hosts answered since the start / the last reset |
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from aiohttp import web
 from .faults import TRANSFER_PATHS, Fault
 from .http import Listeners
 from .messages.host import boot
-from .pool import Host, Pool, Simulator
 from .scale import Storm, scale_pool
+from .simulator import Host, Pool, Simulator
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class Control:
         r.add_get("/faults", self.faults)
         r.add_post("/faults", self.fault_add)
         r.add_delete("/faults", self.faults_clear)
+        r.add_get("/calls", self.calls)
+        r.add_delete("/calls", self.calls_reset)
         self.app = app
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         self.url = ""
@@ -156,6 +159,13 @@ class Control:
             return web.json_response({"modifications": 0})
         await storm.stop()
         return web.json_response({"modifications": storm.done})
+
+    async def calls(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(self.sim.calls))
+
+    async def calls_reset(self, request: web.Request) -> web.Response:
+        self.sim.calls.clear()
+        return web.json_response({})
 
     async def overflow(self, request: web.Request) -> web.Response:
         pool = self._pool(request)

@@ -22,7 +22,7 @@ from .wire import xml_value
 
 if TYPE_CHECKING:
     from .database import Database
-    from .pool import Host, Pool, Simulator
+    from .simulator import Host, Pool, Simulator
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def split_method(method: str) -> tuple[bool, str, str]:
 
 async def dispatch(sim: Simulator, pool: Pool, host: Host, method: str, params: list[Any]) -> Any:
     """Run one API call and return its value, or raise :class:`Failure`."""
+    sim.calls[method] += 1
     if method == "system.listMethods":
         return sim.list_methods()
     if method.startswith("system.isAlive"):

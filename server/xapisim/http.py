@@ -20,8 +20,8 @@ from .connect import ConnectSite
 from .console import Consoles
 from .dispatch import dispatch
 from .errors import Failure
-from .pool import Host, Simulator
 from .rrd import handler as rrd_handler
+from .simulator import Host, Simulator
 from .transfer import Transfers
 from .wire import (
     WireError,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .pool import Host, Pool
+from .simulator import Host, Pool
 from .values import NULL_REF
 
 if TYPE_CHECKING:

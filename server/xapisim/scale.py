@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from .database import Database
-from .pool import Pool
+from .simulator import Pool
 from .values import NULL_REF, new_uuid, now
 
 log = logging.getLogger(__name__)

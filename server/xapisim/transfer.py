@@ -49,7 +49,7 @@ from .xva import (
 
 if TYPE_CHECKING:
     from .http import Listeners
-    from .pool import Host, Pool
+    from .simulator import Host, Pool
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ STORM_RATE, STORM_SECONDS = 1000, 5.0
 
 async def child(url: str, user: str, password: str, control: str) -> None:
     """Sync the pool, then follow a storm; print the figures as JSON."""
-    from podium.cache import KEPT_CLASSES, ObjectStore, PoolCache
+    from podium.cache import KEPT_CLASSES, ObjectCache, PoolCache
     from podium.xapi import PoolWatcher, XapiClient
     from tests.simproc import Sim
 
-    store = ObjectStore()
+    objects = ObjectCache()
     lags: list[float] = []
     last: dict[str, str] = {}
 
@@ -45,11 +45,11 @@ async def child(url: str, user: str, password: str, control: str) -> None:
                 last[id_] = desc
                 lags.append(now - float(desc.split(" t=")[1]))
 
-    store.subscribe(on_batch)
+    objects.subscribe(on_batch)
     client = XapiClient(url, user, password)
     connected = asyncio.Event()
     cache = PoolCache(
-        store, list(KEPT_CLASSES), on_status=lambda st: st.state == "connected" and connected.set()
+        objects, list(KEPT_CLASSES), on_status=lambda st: st.state == "connected" and connected.set()
     )
     watcher = PoolWatcher(client, cache, KEPT_CLASSES)
     rss_before = rss_mb()
@@ -58,7 +58,7 @@ async def child(url: str, user: str, password: str, control: str) -> None:
     await connected.wait()
     sync = time.perf_counter() - begin
     rss_synced = rss_mb()
-    vms = len(store.of_type("VM"))
+    vms = len(objects.of_type("VM"))
     sim = Sim(proc=None, log_path=Path("/dev/null"), control=control)  # type: ignore[arg-type]
     await asyncio.to_thread(
         sim.ctl, "POST", "/pools/0/storm", {"rate": STORM_RATE, "seconds": STORM_SECONDS, "seed": 3}
@@ -67,7 +67,7 @@ async def child(url: str, user: str, password: str, control: str) -> None:
     done = (await asyncio.to_thread(sim.ctl, "DELETE", "/pools/0/storm"))["modifications"]
     task.cancel()
     await client.close()
-    print(json.dumps({"sync": sync, "vms": vms, "objects": len(store), "rss_before": rss_before,
+    print(json.dumps({"sync": sync, "vms": vms, "objects": len(objects), "rss_before": rss_before,
                       "rss_synced": rss_synced, "rss_end": rss_mb(), "lags": lags, "storm": done}))  # fmt: skip
 
 

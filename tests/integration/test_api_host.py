@@ -109,8 +109,10 @@ async def test_api_host_maintenance_refused_for_want_of_memory(podium_api, sim):
     assert e.code == 7 and e.data["code"] == "NO_HOSTS_AVAILABLE"
 
 
-async def test_api_host_restart(podium_api):
+async def test_api_host_restart(podium_api, sim):
+    """Also: the server waits for its tasks and for the host through the pool's events, never by asking."""
     api = podium_api
+    sim.ctl("DELETE", "/calls")
     hosts, vms = await objects(api, "host"), await objects(api, "VM")
     dt16, dt23 = hosts["dt16"], hosts["dt23"]
 
@@ -142,6 +144,11 @@ async def test_api_host_restart(podium_api):
     assert host["agentStartTime"] > before and host["enabled"] is True
     local = await until(api, vms["23local"]["id"], lambda o: o["power_state"] == "Running")
     assert local["$container"] == dt23["id"]
+    calls = sim.ctl("GET", "/calls")
+    assert (
+        calls["Async.host.evacuate"] >= 1 and calls["Async.VM.suspend"] >= 1 and calls["Async.VM.resume"] >= 1
+    )
+    assert "task.get_record" not in calls and "task.get_status" not in calls
 
 
 async def test_api_host_restart_agent_and_the_pool_stays_usable(podium_api):

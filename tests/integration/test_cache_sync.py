@@ -13,49 +13,49 @@ pytestmark = pytest.mark.integration
 
 async def test_cache_initial_sync_shapes_every_object(sim):
     async with watched(sim, sim.member().url) as w:
-        objs = w.store.objects
+        objs = w.objects.objects
         types = {o["type"] for o in objs.values()}
         assert {"pool", "host", "VM", "VM-template", "VM-controller", "SR", "VDI", "VBD", "VIF", "network",
                 "PIF", "PBD", "SM"} <= types  # fmt: skip
-        assert len(w.store.of_type("VM")) == 4 and len(w.store.of_type("host")) == 2
-        vm = next(o for o in w.store.of_type("VM").values() if o["name_label"] == "23shared")
+        assert len(w.objects.of_type("VM")) == 4 and len(w.objects.of_type("host")) == 2
+        vm = next(o for o in w.objects.of_type("VM").values() if o["name_label"] == "23shared")
         assert vm["power_state"] == "Running" and vm["$poolId"] == w.cache.pool_id
         assert vm["_xapiRef"].startswith("OpaqueRef:") and vm["id"] == vm["uuid"]
-        assert vm["$container"] in w.store.objects and w.store.objects[vm["$container"]]["type"] == "host"
-        assert all(v in w.store.objects for v in vm["$VBDs"])
-        pool = next(iter(w.store.of_type("pool").values()))
-        assert pool["name_label"] == "16And23" and pool["master"] in w.store.of_type("host")
-        defaults = [t for t in w.store.of_type("VM-template").values() if t["isDefaultTemplate"]]
+        assert vm["$container"] in w.objects.objects and w.objects.objects[vm["$container"]]["type"] == "host"
+        assert all(v in w.objects.objects for v in vm["$VBDs"])
+        pool = next(iter(w.objects.of_type("pool").values()))
+        assert pool["name_label"] == "16And23" and pool["master"] in w.objects.of_type("host")
+        defaults = [t for t in w.objects.of_type("VM-template").values() if t["isDefaultTemplate"]]
         assert defaults and all(t["id"] == f"{w.cache.pool_id}-{t['uuid']}" for t in defaults)
-        assert w.store.objects == await truth(sim)
+        assert w.objects.objects == await truth(sim)
 
 
 async def test_cache_follows_a_vm_lifecycle_with_metrics(sim):
     async with watched(sim) as w:
         c = XapiClient(sim.master().url, sim.user, sim.password)
         try:
-            vm = next(o for o in w.store.of_type("VM").values() if o["name_label"] == "23shared")
+            vm = next(o for o in w.objects.of_type("VM").values() if o["name_label"] == "23shared")
             ref = vm["_xapiRef"]
             await c.call("VM.hard_shutdown", ref)
-            await w.wait(lambda: w.store.get(vm["id"])["power_state"] == "Halted")
-            halted = w.store.get(vm["id"])
+            await w.wait(lambda: w.objects.get(vm["id"])["power_state"] == "Halted")
+            halted = w.objects.get(vm["id"])
             assert halted["addresses"] == {} and "mainIpAddress" not in halted and "xenTools" not in halted
             await c.call("VM.start", ref, False, False)
-            await w.wait(lambda: w.store.get(vm["id"]).get("mainIpAddress"))
-            running = w.store.get(vm["id"])
+            await w.wait(lambda: w.objects.get(vm["id"]).get("mainIpAddress"))
+            running = w.objects.get(vm["id"])
             assert running["power_state"] == "Running" and running["pvDriversDetected"] is True
             assert running["addresses"]["0/ipv4/0"] == running["mainIpAddress"]
             assert running["startTime"] and running["CPUs"]["number"] >= 1
             await c.call("VM.hard_shutdown", ref)
             clone_ref = await c.call("VM.clone", ref, "copy of 23")
             clone_uuid = await c.call("VM.get_uuid", clone_ref)
-            await w.wait(lambda: clone_uuid in w.store.objects)
-            clone = w.store.get(clone_uuid)
+            await w.wait(lambda: clone_uuid in w.objects.objects)
+            clone = w.objects.get(clone_uuid)
             assert clone["name_label"] == "copy of 23" and len(clone["$VBDs"]) == len(vm["$VBDs"])
             vbd_ids = clone["$VBDs"]
             await c.call("VM.destroy", clone_ref)
-            await w.wait(lambda: clone_uuid not in w.store.objects)
-            assert all(v not in w.store.objects for v in vbd_ids)
+            await w.wait(lambda: clone_uuid not in w.objects.objects)
+            assert all(v not in w.objects.objects for v in vbd_ids)
             exits = {i for b in w.batches for i in b.exit}
             assert clone_uuid in exits and set(vbd_ids) <= exits
         finally:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from podium.store import Database, schema
-from podium.store.schema import SchemaError
+from podium.db import Database, schema
+from podium.db.schema import SchemaError
 
 from ..pgproc import Postgres
 from ..serverproc import ADMIN_EMAIL, Api, ApiError, connected, free_port, start_server
-from ..unit.store.test_schema import ADDED, BROKEN, model_differences
+from ..unit.podium.db.test_schema import ADDED, BROKEN, model_differences
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from podium.store import Base
+from podium.db import Base
 
 from ..serverproc import ADMIN_EMAIL, Api, ApiError, free_port, start_server
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from podium.cache import ObjectStore
+from podium.cache import ObjectCache
+from podium.db import Database, SecretBox
 from podium.servers import InvalidServer, NoSuchServer, ServerManager
-from podium.store import Database, SecretBox
 from podium.xapi import ReadOnly
 
 from ..simproc import Sim
@@ -29,7 +29,7 @@ async def wait(predicate, timeout: float = 15.0) -> None:
 async def manager(tmp_path) -> ServerManager:
     db = Database.in_dir(tmp_path)
     await db.create()
-    return ServerManager(db, SecretBox(tmp_path / "secret.key"), ObjectStore())
+    return ServerManager(db, SecretBox(tmp_path / "secret.key"), ObjectCache())
 
 
 async def shutdown(m: ServerManager) -> None:

@@ -47,7 +47,7 @@ def broken_bundle(factory: BundleFactory, folder: Path, version: str, revision: 
                 shutil.copy(ROOT / name, tree / name)
         app = tree / "server" / "podium" / "app.py"
         if revision:
-            (tree / "server/podium/store/migrations/versions/0002_broken_release.py").write_text(revision)
+            (tree / "server/podium/db/migrations/versions/0002_broken_release.py").write_text(revision)
             code = app.read_text()
             start = "def make_app(settings: Settings) -> web.Application:\n"
             assert start in code

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from podium.net import Endpoint, peer_fingerprint
 from podium.xapi import (
     AuthenticationFailed,
     CallTimeout,
@@ -14,9 +15,7 @@ from podium.xapi import (
     Unreachable,
     XapiClient,
     XapiFailure,
-    peer_fingerprint,
 )
-from podium.xapi.transport import Endpoint
 
 from ..simproc import Sim, start_sim
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..store import AuditRecord, Database
+from ..db import AuditRecord, Database
 
 log = logging.getLogger("podium.audit")
 

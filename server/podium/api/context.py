@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth import Acls, Tokens, Users, granted
-from ..cache import ObjectStore
+from ..cache import ObjectCache
 from ..config import Settings
+from ..db import Database, SecretBox, User
 from ..servers import ServerManager
-from ..store import Database, SecretBox, User
 from .audit import Audit
 from .errors import NoSuchObject, Unauthorized
 from .transfer import Transfers
@@ -25,7 +25,7 @@ class Services:
     settings: Settings
     db: Database
     secrets: SecretBox
-    objects: ObjectStore
+    objects: ObjectCache
     servers: ServerManager
     users: Users
     tokens: Tokens

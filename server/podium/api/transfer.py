@@ -122,7 +122,7 @@ async def relay_download(request: web.Request, download: Download, name: str) ->
 
     A client that goes away cancels the pool's task. The pool's task is destroyed at the end.
     """
-    transfer = download.transfer
+    task = download.task
     response = web.StreamResponse(
         headers={"Content-Type": "application/octet-stream", "Content-Disposition": attachment(name)}
     )
@@ -132,11 +132,11 @@ async def relay_download(request: web.Request, download: Download, name: str) ->
         await response.prepare(request)
         async for data in download.chunks():
             await response.write(data)
-        await transfer.result()
+        await task.result()
         await response.write_eof()
     except (ConnectionError, asyncio.CancelledError):
         log.info("the client of download %s went away; cancelling the pool's task", name)
-        await transfer.cancel()
+        await task.cancel()
         raise
     except XapiError as e:
         # Headers are gone: the only way left to say "failed" is to end the stream without its end.
@@ -145,7 +145,7 @@ async def relay_download(request: web.Request, download: Download, name: str) ->
             request.transport.abort()
     finally:
         await download.close()
-        await transfer.destroy()
+        await task.destroy()
     return response
 
 

@@ -31,7 +31,7 @@ def _notification(kind: str, items: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "method": "all", "params": {"type": kind, "items": items}}
 
 
-class Connection:
+class ClientConnection:
     """One client's WebSocket."""
 
     def __init__(self, ws: web.WebSocketResponse, ctx: Context) -> None:
@@ -55,7 +55,7 @@ class Connection:
             self.queue.put_nowait(None)
 
     def notify_batch(self, batch: Batch) -> None:
-        """Forward a change of the object store, filtered by what the user may see.
+        """Forward a change of the object cache, filtered by what the user may see.
 
         An object that changed so that the user may no longer see it (moved to a host they have no right
         on) is sent as an exit, so that no client keeps a stale copy of it.
@@ -187,7 +187,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 << 20, compress=False)
     await ws.prepare(request)
     ctx = Context(services, remote=request.remote or "")
-    conn = Connection(ws, ctx)
+    conn = ClientConnection(ws, ctx)
     ctx.on_sign_in.append(conn.signed_in)
     ctx.on_sign_out.append(conn.signed_out)
     writer = asyncio.create_task(conn.writer())

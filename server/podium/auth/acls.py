@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ..db import Acl, Database, Group, User
 from ..errors import PodiumError
-from ..store import Acl, Database, Group, User
 
 ROLES: dict[str, tuple[str, ...]] = {
     "viewer": ("view",),

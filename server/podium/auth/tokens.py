@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ..store import Database, SecretBox, Token
+from ..db import Database, SecretBox, Token
 from .errors import InvalidCredentials
 
 DEFAULT_LIFETIME = datetime.timedelta(days=30)

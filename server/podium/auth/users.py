@@ -14,8 +14,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 
+from ..db import Database, User
 from ..errors import PodiumError
-from ..store import Database, User
 from .errors import InvalidCredentials
 
 log = logging.getLogger(__name__)

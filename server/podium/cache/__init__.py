@@ -1,11 +1,11 @@
 """The live object cache: XAPI records of every pool shaped as Xen Orchestra's objects.
 
-Public names: :class:`ObjectStore` (all objects, indexes, change feed of :class:`Batch`),
+Public names: :class:`ObjectCache` (all objects, indexes, change feed of :class:`Batch`),
 :class:`PoolCache` (one pool's records and objects; the sink of its event loop), ``KEPT_CLASSES``.
 """
 
-from .pool import DuplicatePool, PoolCache
-from .store import Batch, ObjectStore
+from .objects import Batch, ObjectCache
+from .pool_cache import DuplicatePool, PoolCache
 from .xo import KEPT_CLASSES
 
-__all__ = ["KEPT_CLASSES", "Batch", "DuplicatePool", "ObjectStore", "PoolCache"]
+__all__ = ["KEPT_CLASSES", "Batch", "DuplicatePool", "ObjectCache", "PoolCache"]

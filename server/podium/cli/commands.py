@@ -19,7 +19,7 @@ import aiohttp
 from .config import config_path, load, save
 from .errors import AuthError, CliError, ConnectError, RpcError, UsageError
 from .params import match_names, parse_params
-from .rpc import Connection, check_url
+from .rpc import ApiConnection, check_url
 from .session import (
     INVALID_CREDENTIALS,
     Globals,
@@ -108,7 +108,7 @@ def parse_register(args: list[str], g: Globals, accept_token: bool) -> RegisterA
     )
 
 
-async def _create_token(conn: Connection, a: RegisterArgs, description: str, client_id: str | None) -> str:
+async def _create_token(conn: ApiConnection, a: RegisterArgs, description: str, client_id: str | None) -> str:
     """Sign in with the password and ask for a token."""
     password = a.password if a.password is not None else read_password()
     credentials: dict[str, Any] = {"email": a.user, "password": password}
@@ -240,7 +240,7 @@ async def list_commands(g: Globals, args: list[str]) -> int:
     return 0
 
 
-async def _ndjson(conn: Connection, path: str) -> Any:
+async def _ndjson(conn: ApiConnection, path: str) -> Any:
     """The objects of an NDJSON download, one by one, as they arrive."""
     assert conn.http is not None
     try:
@@ -300,7 +300,7 @@ async def _aiter(items: list[Any]) -> Any:
 # --- calling a method ------------------------------------------------------------------------------
 
 
-async def _explain(conn: Connection, method: str, e: RpcError) -> RpcError:
+async def _explain(conn: ApiConnection, method: str, e: RpcError) -> RpcError:
     """An unknown method names the closest ones; invalid parameters say which and what was expected."""
     if e.code == METHOD_NOT_FOUND:
         with contextlib.suppress(RpcError, ConnectError):

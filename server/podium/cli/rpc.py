@@ -15,9 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from ..xapi import transport
-from ..xapi.errors import Unreachable
-from ..xapi.transport import Endpoint
+from .. import net
 from .errors import ConnectError, RpcError, UsageError
 
 CONNECT_TIMEOUT = 30.0
@@ -41,18 +39,13 @@ def api_url(server: str) -> str:
     return "ws" + url[4:] if url.startswith("http") else url
 
 
-def format_digest(digest: bytes) -> str:
-    """A SHA-256 digest as browsers show a fingerprint: ``AB:CD:…``."""
-    return ":".join(f"{b:02X}" for b in digest)
-
-
 async def peer_fingerprint(url: str) -> str | None:
     """The fingerprint of the certificate a server presents, read without trusting it (None if unreachable)."""
     try:
-        digest = await transport.peer_fingerprint(Endpoint.parse(url), CONNECT_TIMEOUT)
-    except (ValueError, Unreachable):
+        digest = await net.peer_fingerprint(net.Endpoint.parse(url), CONNECT_TIMEOUT)
+    except (ValueError, net.Unreachable):
         return None
-    return format_digest(bytes.fromhex(digest))
+    return net.format_fingerprint(digest)
 
 
 class Tls:
@@ -93,8 +86,8 @@ async def connect_error(e: BaseException, url: str) -> ConnectError:
     if isinstance(e, aiohttp.ServerFingerprintMismatch):
         return ConnectError(
             f"the certificate of {url} changed since you registered\n"
-            f"  accepted then: {format_digest(e.expected)}\n"
-            f"  presented now: {format_digest(e.got)}\n"
+            f"  accepted then: {net.format_fingerprint(e.expected)}\n"
+            f"  presented now: {net.format_fingerprint(e.got)}\n"
             "  if the server's certificate was replaced on purpose, check the new fingerprint and register"
             " again with --au; otherwise someone may be intercepting the connection"
         )
@@ -123,7 +116,7 @@ def rpc_error(error: object) -> RpcError:
     )
 
 
-class Connection:
+class ApiConnection:
     """One WebSocket to a server's API: calls, and the notifications it pushes (``notifications``)."""
 
     def __init__(self, server: str, tls: Tls, notifications: bool = False) -> None:
@@ -139,7 +132,7 @@ class Connection:
         self._reader: asyncio.Task[None] | None = None
         self._closed_because = ""
 
-    async def open(self) -> Connection:
+    async def open(self) -> ApiConnection:
         """Connect, or raise the :class:`ConnectError` that says why not."""
         ssl = self.tls.for_aiohttp()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None)
@@ -166,7 +159,7 @@ class Connection:
         if self.http is not None:
             await self.http.close()
 
-    async def __aenter__(self) -> Connection:
+    async def __aenter__(self) -> ApiConnection:
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:

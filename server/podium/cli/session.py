@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .. import __version__
 from .config import Config, config_path, load
 from .errors import AuthError, ConnectError, RpcError, UsageError
-from .rpc import Connection, Tls, check_url, peer_fingerprint
+from .rpc import ApiConnection, Tls, check_url, peer_fingerprint
 
 INVALID_CREDENTIALS = (3, 8)  # Xen Orchestra's invalidCredentials and authenticationFailed
 
@@ -61,10 +61,10 @@ def warn_cleartext(url: str) -> None:
         )
 
 
-async def open_trusting(url: str, allow_unauthorized: bool) -> tuple[Connection, Tls]:
+async def open_trusting(url: str, allow_unauthorized: bool) -> tuple[ApiConnection, Tls]:
     """Connect verifying the certificate; with ``--au``, a certificate that fails is pinned by its fingerprint."""
     try:
-        return await Connection(url, Tls()).open(), Tls()
+        return await ApiConnection(url, Tls()).open(), Tls()
     except ConnectError as e:
         if not allow_unauthorized or not url.startswith("https:") or "not trusted" not in e.message:
             raise
@@ -72,7 +72,7 @@ async def open_trusting(url: str, allow_unauthorized: bool) -> tuple[Connection,
     if fingerprint is None:
         raise ConnectError(f"cannot read the certificate of {url}")
     tls = Tls(fingerprint=fingerprint)
-    conn = await Connection(url, tls).open()
+    conn = await ApiConnection(url, tls).open()
     print(
         f"Accepted the certificate of {url} (SHA-256 {fingerprint}); only this certificate will be trusted",
         file=sys.stderr,
@@ -102,7 +102,7 @@ def target(g: Globals) -> tuple[str, str, Tls]:
     return config.server, config.token, tls
 
 
-async def sign_in_token(conn: Connection, token: str, registered: bool = True) -> dict[str, object]:
+async def sign_in_token(conn: ApiConnection, token: str, registered: bool = True) -> dict[str, object]:
     """Sign in with a token; a refused token says what to do."""
     try:
         user = await conn.call("session.signIn", {"token": token})
@@ -114,10 +114,10 @@ async def sign_in_token(conn: Connection, token: str, registered: bool = True) -
     return user if isinstance(user, dict) else {}
 
 
-async def connect(g: Globals, notifications: bool = False) -> Connection:
+async def connect(g: Globals, notifications: bool = False) -> ApiConnection:
     """A connection to the server, signed in with the token (keeping what it pushes, for a watcher)."""
     server, token, tls = target(g)
-    conn = await Connection(server, tls, notifications).open()
+    conn = await ApiConnection(server, tls, notifications).open()
     try:
         await sign_in_token(conn, token, registered=g.url is None)
     except BaseException:

@@ -23,7 +23,7 @@ import aiohttp
 from tqdm import tqdm
 
 from .errors import CliError, ConnectError, ExitStatus, UsageError
-from .rpc import Connection, rpc_error
+from .rpc import ApiConnection, rpc_error
 
 CHUNK = 1 << 20
 
@@ -134,7 +134,7 @@ def _answer(status: int, body: bytes) -> Any:
     return data if data is not None else body.decode(errors="replace")
 
 
-async def download(conn: Connection, path: str, target: str) -> str:
+async def download(conn: ApiConnection, path: str, target: str) -> str:
     """Fetch ``path`` into ``target`` (``-`` for stdout); where it went."""
     url = conn.http_url(path)
     name = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])).name
@@ -190,7 +190,7 @@ def _open_source(source: str) -> tuple[IO[bytes], int | None, str]:
     return f, (info.st_size if stat.S_ISREG(info.st_mode) else None), Path(source).name
 
 
-async def upload(conn: Connection, path: str, source: str) -> Any:
+async def upload(conn: ApiConnection, path: str, source: str) -> Any:
     """Send ``source`` (``-`` for stdin) to ``path``; what the server answered."""
     file, length, label = _open_source(source)
     loop = asyncio.get_running_loop()

@@ -1,7 +1,7 @@
 """Podium's XAPI client: transports, sessions on pool masters, and the per-pool event loop.
 
 Public names: :class:`XapiClient`, :class:`PoolWatcher` (with its :class:`Sink` and :class:`Status`),
-:class:`Endpoint`, :func:`peer_fingerprint`, :func:`ask_master`, and the errors of :mod:`.errors`.
+:func:`ask_master`, and the errors of :mod:`.errors`.
 """
 
 from .client import XapiClient, ask_master
@@ -15,13 +15,11 @@ from .errors import (
     XapiError,
     XapiFailure,
 )
-from .transport import Endpoint, peer_fingerprint
 from .watcher import PoolWatcher, Sink, Status
 
 __all__ = [
     "AuthenticationFailed",
     "CallTimeout",
-    "Endpoint",
     "PoolWatcher",
     "ProtocolError",
     "ReadOnly",
@@ -33,5 +31,4 @@ __all__ = [
     "XapiError",
     "XapiFailure",
     "ask_master",
-    "peer_fingerprint",
 ]

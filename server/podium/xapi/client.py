@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from ..net import Endpoint, ssl_option
 from .errors import CallTimeout, ProtocolError, ReadOnly, TlsError, Unreachable, XapiError, XapiFailure
-from .transport import Endpoint, Transport, ssl_option
+from .transport import Transport
+
+if TYPE_CHECKING:
+    from .task import TaskWatch
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ class XapiClient:
         self.session: str | None = None
         self.closed = False
         self._login_lock = asyncio.Lock()
+        # Where this pool's tasks are seen to end (its cache, which its watcher keeps); see .task.
+        self.tasks: TaskWatch | None = None
 
     def __repr__(self) -> str:
         return f"XapiClient({self.endpoint}, user={self.username!r})"  # never the password

@@ -11,6 +11,7 @@ XapiError                       anything that went wrong talking to a pool
 
 from __future__ import annotations
 
+from .. import net
 from ..errors import PodiumError
 
 
@@ -37,7 +38,7 @@ class AuthenticationFailed(XapiFailure):
     code = 3
 
 
-class Unreachable(XapiError):
+class Unreachable(XapiError, net.Unreachable):
     """The host did not answer (refused, unresolvable, reset or down)."""
 
 

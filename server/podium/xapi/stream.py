@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,68 +24,11 @@ import aiohttp
 
 from .client import XapiClient
 from .errors import ProtocolError, Unreachable, XapiError, XapiFailure
+from .task import TaskHandle, create_task
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_LENGTH = 1 << 50  # xapi wants a length; it stops reading when the stream's content ends
-
-
-@dataclass
-class Transfer:
-    """One transfer's task on its pool."""
-
-    client: XapiClient
-    task: str
-
-    async def result(self, timeout: float = 3600.0, poll: float = 0.05) -> str:
-        """Wait for the task to end; its result (XML text), or its failure raised as :class:`XapiFailure`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            record = await self.client.call("task.get_record", self.task)
-            status = record["status"]
-            if status == "success":
-                return str(record["result"])
-            if status in ("failure", "cancelled"):
-                info = [str(x) for x in record["error_info"]] or [
-                    "TASK_CANCELLED" if status == "cancelled" else "UNKNOWN"
-                ]
-                raise XapiFailure(info[0], info[1:], str(record.get("name_label", "")))
-            if loop.time() > deadline:
-                raise XapiError(
-                    f"the pool's task {record.get('name_label', '')} did not end within {timeout:.0f} s"
-                )
-            await asyncio.sleep(poll)
-            poll = min(poll * 1.5, 0.5)
-
-    async def failure(self, wait: float) -> XapiFailure | None:
-        """The failure the task ends in, if it ends in one within ``wait`` seconds."""
-        try:
-            await asyncio.wait_for(self.result(), wait)
-        except XapiFailure as f:
-            return f
-        except (TimeoutError, XapiError):
-            pass
-        return None
-
-    async def cancel(self) -> None:
-        """Ask the pool to stop (best effort)."""
-        try:
-            await self.client.call("task.cancel", self.task)
-        except XapiError:
-            pass
-
-    async def destroy(self) -> None:
-        """Forget the task on the pool (best effort)."""
-        try:
-            await self.client.call("task.destroy", self.task)
-        except XapiError:
-            pass
-
-
-async def start(client: XapiClient, label: str) -> Transfer:
-    """A new task for a transfer."""
-    return Transfer(client, str(await client.call("task.create", label, "Podium transfer")))
 
 
 async def pieces(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
@@ -100,7 +42,7 @@ async def pieces(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
 class Download:
     """An open download from a pool: its body as chunks, and its task."""
 
-    transfer: Transfer
+    task: TaskHandle
     response: aiohttp.ClientResponse
     expected: int | None = None
 
@@ -116,7 +58,7 @@ class Download:
         """The body as it arrives; a cut connection raises :class:`Unreachable`.
 
         A body xapi ends by closing looks whole when cut: where the length is known, a short one raises
-        here; otherwise only the task (:meth:`Transfer.result`) can tell, and every consumer asks it.
+        here; otherwise only the task (:meth:`TaskHandle.result`) can tell, and every consumer asks it.
         """
         got, length = 0, self.length
         try:
@@ -124,14 +66,14 @@ class Download:
                 got += len(data)
                 if length is not None and got > length:  # before passing it on: a relay told the length
                     raise Unreachable(
-                        f"the download from {self.transfer.client.master} is longer than its {length:,} bytes"
+                        f"the download from {self.task.client.master} is longer than its {length:,} bytes"
                     )
                 yield data
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as e:
-            raise Unreachable(f"the download from {self.transfer.client.master} was cut: {e}") from e
+            raise Unreachable(f"the download from {self.task.client.master} was cut: {e}") from e
         if length is not None and got != length:
             raise Unreachable(
-                f"the download from {self.transfer.client.master} ended after {got:,} of {length:,} bytes"
+                f"the download from {self.task.client.master} ended after {got:,} of {length:,} bytes"
             )
 
     async def close(self) -> None:
@@ -146,17 +88,17 @@ async def download(
 
     ``length`` is the body's size when the caller knows it (a raw disk's): the stream is checked against it.
     """
-    transfer = await start(client, label)
+    task = await create_task(client, label)
     try:
-        response = await client.http_request("GET", path, {**query, "task_id": transfer.task})
+        response = await client.http_request("GET", path, {**query, "task_id": task.ref})
     except BaseException:
-        await transfer.destroy()
+        await task.destroy()
         raise
     if response.status != 200:
         text = (await response.read())[:300].decode("utf-8", "replace")
         response.close()
-        await _raise_refusal(transfer, path, response.status, text)
-    return Download(transfer, response, length)
+        await _raise_refusal(task, path, response.status, text)
+    return Download(task, response, length)
 
 
 async def upload(
@@ -166,10 +108,10 @@ async def upload(
     body: AsyncIterable[bytes],
     length: int | None,
     label: str,
-    transfer: Transfer | None = None,
+    task: TaskHandle | None = None,
 ) -> str:
     """``PUT path`` with ``body`` under a task; returns the task's result once the pool is done."""
-    transfer = transfer or await start(client, label)
+    task = task or await create_task(client, label)
     headers = {
         "Content-Type": "application/octet-stream",
         "Content-Length": str(length if length is not None else UNKNOWN_LENGTH),
@@ -177,20 +119,20 @@ async def upload(
     source = _Watched(body)
     try:
         response = await client.http_request(
-            "PUT", path, {**query, "task_id": transfer.task}, data=source.chunks(), headers=headers
+            "PUT", path, {**query, "task_id": task.ref}, data=source.chunks(), headers=headers
         )
         try:
             if response.status != 200:
                 text = (await response.read())[:300].decode("utf-8", "replace")
-                await _raise_refusal(transfer, path, response.status, text)
-            return await _outcome(transfer, response, source, length is None)
+                await _raise_refusal(task, path, response.status, text)
+            return await _outcome(task, response, source, length is None)
         finally:
             response.close()
     except XapiFailure:
         raise
     except (aiohttp.ClientError, ConnectionError, Unreachable) as e:
         if source.failure is not None:
-            await transfer.cancel()
+            await task.cancel()
             raise SourceFailed(
                 f"the upload's source failed after {source.sent:,} bytes: {source.failure}"
             ) from e
@@ -198,11 +140,11 @@ async def upload(
             raise
         # The pool may close once it has what it needs: then the task tells; else the pool is gone.
         try:
-            return await asyncio.wait_for(transfer.result(), 30)
+            return await asyncio.wait_for(task.result(), 30)
         except (TimeoutError, XapiError):
             raise Unreachable(f"the upload to {client.master} was cut: {e}") from e
     finally:
-        await transfer.destroy()
+        await task.destroy()
 
 
 class SourceFailed(XapiError):
@@ -240,10 +182,10 @@ END_GRACE = 30.0  # seconds a pool may take to finish after the last byte, when 
 
 
 async def _outcome(
-    transfer: Transfer, response: aiohttp.ClientResponse, source: _Watched, unknown: bool
+    task: TaskHandle, response: aiohttp.ClientResponse, source: _Watched, unknown: bool
 ) -> str:
     """The task's result, watching the source: a failed source cancels the task, an early end is told."""
-    result = asyncio.ensure_future(transfer.result())
+    result = asyncio.ensure_future(task.result())
     waiting: set[asyncio.Future[Any]] = {result, source.ended}
     try:
         while True:
@@ -253,7 +195,7 @@ async def _outcome(
             if source.ended in done:
                 waiting.discard(source.ended)
                 if source.failure is not None:
-                    return await _source_failed(transfer, response, source, result)
+                    return await _source_failed(task, response, source, result)
                 if unknown:  # the pool was told 1 PiB: tell it the data ended, lest it wait for more
                     transport = response.connection.transport if response.connection else None
                     if transport is not None and transport.can_write_eof():
@@ -270,32 +212,21 @@ async def _outcome(
 
 
 async def _source_failed(
-    transfer: Transfer, response: aiohttp.ClientResponse, source: _Watched, result: asyncio.Future[str]
+    task: TaskHandle, response: aiohttp.ClientResponse, source: _Watched, result: asyncio.Future[str]
 ) -> str:
     """Stop the pool's task of an upload whose source failed; its result if it had finished already."""
     log.info("an upload's source failed after %d bytes; cancelling the pool's task", source.sent)
     response.close()
-    await transfer.cancel()
+    await task.cancel()
     with contextlib.suppress(XapiError, TimeoutError):
         return await asyncio.wait_for(asyncio.shield(result), 5)  # done before the cancel came: keep it
     raise SourceFailed(f"the upload's source failed after {source.sent:,} bytes: {source.failure}")
 
 
-async def _raise_refusal(transfer: Transfer, path: str, status: int, text: str) -> None:
+async def _raise_refusal(task: TaskHandle, path: str, status: int, text: str) -> None:
     """The pool answered a transfer with an error status: raise the task's failure, or the status."""
-    failure = await transfer.failure(5)
-    await transfer.destroy()
+    failure = await task.failure(5)
+    await task.destroy()
     if failure is not None:
         raise failure
     raise ProtocolError(f"{path} answered HTTP {status}: {text.strip() or 'no detail'}")
-
-
-def task_refs(result: str) -> list[str]:
-    """The references in a task's XML-RPC result (``/import`` answers the new VMs')."""
-    if not result.strip():
-        return []
-    try:
-        root = ET.fromstring(result)
-    except ET.ParseError:
-        return [result.strip()] if result.strip().startswith("OpaqueRef:") else []
-    return [el.text for el in root.iter("value") if el.text and el.text.startswith("OpaqueRef:")]

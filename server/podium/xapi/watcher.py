@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 from ..errors import PodiumError
 from ..gcpause import bulk
+from ..net import Endpoint
 from .client import XapiClient
 from .errors import AuthenticationFailed, CallTimeout, TlsError, Unreachable, XapiFailure
-from .transport import Endpoint
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from ..dispatch import Call, handler
 from ..errors import Failure
 from ..generic import record_of
 from ..operations import holding
-from ..pool import Host, Simulator
+from ..simulator import Host, Simulator
 from ..values import NULL_REF, new_ref, now
 from .vm import (
     boot_failure,

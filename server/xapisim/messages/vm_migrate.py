@@ -20,7 +20,7 @@ from dataclasses import replace
 from ..dispatch import Call, handler
 from ..errors import Failure
 from ..generic import record_of
-from ..pool import Host, Pool
+from ..simulator import Host, Pool
 from ..values import NULL_REF
 from .storage import create_vdi, destroy_vdi
 from .vm import (

@@ -1,6 +1,6 @@
 """PoolCache on its own: regressions found in review (links as dependencies, odd records)."""
 
-from podium.cache import KEPT_CLASSES, ObjectStore, PoolCache
+from podium.cache import KEPT_CLASSES, ObjectCache, PoolCache
 
 
 def records():
@@ -14,38 +14,40 @@ def records():
 
 
 def test_cache_link_goes_when_its_target_is_deleted():
-    store = ObjectStore()
-    cache = PoolCache(store, list(KEPT_CLASSES))
+    objects = ObjectCache()
+    cache = PoolCache(objects, list(KEPT_CLASSES))
     cache.full(records())
-    assert store.get("p-uuid")["default_SR"] == "sr-uuid"
+    assert objects.get("p-uuid")["default_SR"] == "sr-uuid"
     cache.events([{"class": "sr", "operation": "del", "ref": "OpaqueRef:sr"}])
-    assert "default_SR" not in store.get("p-uuid")  # as a fresh read would show it
-    fresh = ObjectStore()
+    assert "default_SR" not in objects.get("p-uuid")  # as a fresh read would show it
+    fresh = ObjectCache()
     r = records()
     del r["SR"]
     PoolCache(fresh, list(KEPT_CLASSES)).full(r)
-    assert store.objects == fresh.objects
+    assert objects.objects == fresh.objects
 
 
 def test_cache_link_appears_when_its_target_arrives_later():
-    store = ObjectStore()
-    cache = PoolCache(store, list(KEPT_CLASSES))
+    objects = ObjectCache()
+    cache = PoolCache(objects, list(KEPT_CLASSES))
     r = records()
     sr = r.pop("SR")["OpaqueRef:sr"]
     cache.full(r)
-    assert "default_SR" not in store.get("p-uuid")
+    assert "default_SR" not in objects.get("p-uuid")
     cache.events([{"class": "sr", "operation": "add", "ref": "OpaqueRef:sr", "snapshot": sr}])
-    assert store.get("p-uuid")["default_SR"] == "sr-uuid"
+    assert objects.get("p-uuid")["default_SR"] == "sr-uuid"
 
 
 def test_cache_survives_a_record_it_cannot_shape():
-    store = ObjectStore()
-    cache = PoolCache(store, list(KEPT_CLASSES))
+    objects = ObjectCache()
+    cache = PoolCache(objects, list(KEPT_CLASSES))
     r = records()
     r["VM"]["OpaqueRef:vm"]["other_config"] = {"xo:abcd1234": "1"}  # JSON, but not an object
     cache.full(r)
-    assert store.get("abcd1234-0000")["name_label"] == "vm" and "creation" not in store.get("abcd1234-0000")
+    assert objects.get("abcd1234-0000")["name_label"] == "vm" and "creation" not in objects.get(
+        "abcd1234-0000"
+    )
     r = records()  # a new read, as from the wire
     r["host"]["OpaqueRef:h"]["software_version"] = "not a map"  # a shaper that raises: logged, skipped
     cache.full(r)
-    assert store.get("h-uuid") is None and store.get("p-uuid") is not None
+    assert objects.get("h-uuid") is None and objects.get("p-uuid") is not None

@@ -10,7 +10,8 @@ import aiohttp
 import pytest
 
 from podium.xapi.errors import Unreachable
-from podium.xapi.stream import Download, Transfer
+from podium.xapi.stream import Download
+from podium.xapi.task import TaskHandle
 
 HEAD = b"HTTP/1.1 200 OK\r\nConnection: close\r\ntask-id: OpaqueRef:t\r\nContent-Type: application/octet-stream\r\n\r\n"
 
@@ -34,9 +35,9 @@ async def read(body: bytes, expected: int | None) -> tuple[bytes, BaseException 
     server, url = await xapi_like(body)
     got = bytearray()
     error: BaseException | None = None
-    transfer = Transfer(SimpleNamespace(master="pool-master"), "OpaqueRef:t")
+    task = TaskHandle(SimpleNamespace(master="pool-master"), "OpaqueRef:t")  # type: ignore[arg-type]
     async with server, aiohttp.ClientSession() as http, http.get(url) as response:
-        chunks: AsyncIterator[bytes] = Download(transfer, response, expected).chunks()
+        chunks: AsyncIterator[bytes] = Download(task, response, expected).chunks()
         try:
             async for data in chunks:
                 got += data

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from ...xapi.stream import Transfer
+from ...xapi.task import call_async
 from ..context import Context
 from ..errors import ApiError
 
@@ -28,7 +27,7 @@ async def xapi_task(
     """``Async.<method>`` on the object's pool, waited for as Xen Orchestra's ``callAsync`` waits: the
     task's result (XML text), or its failure raised; the task is forgotten after."""
     client = ctx.services.servers.client_of(obj["$poolId"])
-    task = Transfer(client, str(await client.call(f"Async.{method}", obj["_xapiRef"], *args)))
+    task = await call_async(client, method, obj["_xapiRef"], *args)
     try:
         return await task.result(timeout)
     finally:
@@ -39,12 +38,11 @@ async def created(ctx: Context, obj: dict[str, Any], cls: str, ref: str, timeout
     """The id of an object XAPI just created (in ``obj``'s pool), once the cache has it."""
     client = ctx.services.servers.client_of(obj["$poolId"])
     uuid = str(await client.call(f"{cls}.get_uuid", ref))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while ctx.services.objects.get(uuid) is None:
-        if loop.time() > deadline:
-            raise ApiError(f"the new {cls} {uuid} did not appear within {timeout:.0f} s")
-        await asyncio.sleep(0.02)
+    objects = ctx.services.objects
+    try:
+        await objects.wait_for(lambda: objects.get(uuid), timeout)
+    except TimeoutError:
+        raise ApiError(f"the new {cls} {uuid} did not appear within {timeout:.0f} s") from None
     return uuid
 
 

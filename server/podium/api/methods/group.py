@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...auth.acls import AclError
-from ...store import Group, User
+from ...db import Group, User
 from ..context import Context
 from ..errors import NoSuchObject
 from ..registry import api

@@ -236,15 +236,16 @@ async def _suspend_all(ctx: Context, vms: list[dict[str, Any]], suspended: list[
 
 async def _agent_back(ctx: Context, host_id: str, before: float) -> None:
     """Wait until the host's agent has restarted (a later agent_start_time) and the host is enabled."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + AGENT_RESTART_TIMEOUT
-    while True:
-        obj = ctx.services.objects.get(host_id)
-        if obj is not None and obj.get("enabled") and (obj.get("agentStartTime") or 0) > before:
-            return
-        if loop.time() > deadline:
-            raise ApiError(f"the host {host_id} was not back within {AGENT_RESTART_TIMEOUT:.0f} s")
-        await asyncio.sleep(0.1)
+    objects = ctx.services.objects
+
+    def back() -> bool:
+        obj = objects.get(host_id)
+        return obj is not None and bool(obj.get("enabled")) and (obj.get("agentStartTime") or 0) > before
+
+    try:
+        await objects.wait_for(back, AGENT_RESTART_TIMEOUT)
+    except TimeoutError:
+        raise ApiError(f"the host {host_id} was not back within {AGENT_RESTART_TIMEOUT:.0f} s") from None
 
 
 @api("host.restartAgent", params={**_ID, "bypassBackupCheck": _OPTIONAL_FLAG}, resolve=_HOST)

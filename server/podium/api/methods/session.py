@@ -6,7 +6,7 @@ from typing import Any
 
 from ...auth import InvalidCredentials
 from ...auth.users import public
-from ...store import User
+from ...db import User
 from ..context import Context
 from ..registry import NULL, api
 

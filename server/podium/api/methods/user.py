@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ...auth import InvalidCredentials
 from ...auth.users import PERMISSIONS, UserError
-from ...store import Group, Token, User
+from ...db import Group, Token, User
 from ..context import Context
 from ..errors import NoSuchObject
 from ..registry import api

@@ -18,7 +18,8 @@ import aiohttp
 from aiohttp import web
 
 from ...xapi import XapiClient, XapiError
-from ...xapi.stream import download, pieces, task_refs, upload
+from ...xapi.stream import download, pieces, upload
+from ...xapi.task import task_refs
 from ..context import Context
 from ..errors import ApiError, invalid
 from ..registry import Resolve, api
@@ -173,12 +174,12 @@ async def copy_between_pools(
             except XapiError as e:
                 # an export that fails midway ends its stream as if whole: the import then fails for want
                 # of bytes, and the export's task says why
-                cause = await dl.transfer.failure(2)
+                cause = await dl.task.failure(2)
                 if cause is not None:
                     raise cause from e
                 raise
             try:
-                await dl.transfer.result()
+                await dl.task.result()
             except BaseException:
                 # xapi ends an export by closing even when it failed, and the import may have had every
                 # disk byte by then: only the export's task knows the copy is bad, so undo the import
@@ -186,11 +187,11 @@ async def copy_between_pools(
                     await delete_vm_and_disks(target, made)
                 raise
         except BaseException:
-            await dl.transfer.cancel()
+            await dl.task.cancel()
             raise
         finally:
             await dl.close()
-            await dl.transfer.destroy()
+            await dl.task.destroy()
     finally:
         if snapshot:
             await delete_vm_and_disks(source, snapshot)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
 
 Record = dict[str, Any]
 Obj = dict[str, Any]

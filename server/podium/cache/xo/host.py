@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .common import NULL, Obj, Record, finish, link, links, num, put, truthy, ts
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
 
 GIB = 1 << 30
 

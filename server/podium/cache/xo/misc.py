@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .common import NULL, Obj, Record, finish, link, links, put, ts
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
     from .common import Shaper
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .common import NULL, Obj, Record, finish, link, links, num, put
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
 
 
 def shape_vif(ref: str, rec: Record, reader: Reader) -> Obj:

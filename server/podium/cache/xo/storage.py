@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .common import NULL, Obj, Record, finish, link, links, num, put, ts
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
 
 _THIN = frozenset({"ext", "file", "nfs", "shm", "smb", "xosan", "zfs"})
 _THICK = frozenset(

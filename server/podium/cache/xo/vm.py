@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .common import NULL, Obj, Record, finish, link, links, num, put, ts
 
 if TYPE_CHECKING:
-    from ..pool import Reader
+    from ..pool_cache import Reader
 
 _OLD_IP = re.compile(r"^(\d+)/ip$")
 _NEW_IP = re.compile(r"^(\d+)/(ipv[46])/\d+$")

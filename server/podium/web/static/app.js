@@ -1,8 +1,8 @@
 // The UI's entry point: resume with the token cookie, or sign in; then load every visible object into
-// the store, which the server's notifications keep live, and show the page the address names.
+// the objects, which the server's notifications keep live, and show the page the address names.
 // Sign out revokes the token.
 import { Api } from "./api.js";
-import { Store } from "./store.js";
+import { ObjectCache } from "./objects.js";
 import { tasksPanel } from "./tasks.js";
 import { describe, h, toast } from "./ui.js";
 import * as home from "./views/home.js";
@@ -46,12 +46,12 @@ function route(hash) {
 async function start(api, user) {
   $("who").textContent = `${user.email} (${user.permission})`;
   $("connecting").textContent = "Loading the pools…";
-  const store = new Store(api);
-  await store.load();
-  const { toggle, panel } = tasksPanel({ api, store });
+  const objects = new ObjectCache(api);
+  await objects.load();
+  const { toggle, panel } = tasksPanel({ api, objects });
   $("tasks-slot").replaceChildren(toggle);
   document.body.append(panel);
-  const ctx = { api, store, user, navigate: (hash) => { location.hash = hash; } };
+  const ctx = { api, objects, user, navigate: (hash) => { location.hash = hash; } };
   const draw = () => {
     const { view, params, section, title } = route(location.hash || "#/home/VM");
     for (const a of $("nav").querySelectorAll("a")) {
@@ -68,7 +68,7 @@ async function start(api, user) {
   window.addEventListener("hashchange", () => { draw(); $("view").focus({ preventScroll: true }); });
   draw();
   show("view");
-  return store;
+  return objects;
 }
 
 /**
@@ -90,12 +90,12 @@ function keepConnected(api, session) {
       } catch {
         continue;
       }
-      if (!session.store) break; // not signed in yet: the sign-in form works again
+      if (!session.objects) break; // not signed in yet: the sign-in form works again
       const token = readToken();
       try {
         if (!token) throw Object.assign(new Error("signed out"), { code: 3 });
         await api.call("session.signIn", { token });
-        await session.store.load();
+        await session.objects.load();
         break;
       } catch (error) {
         if (error.code === 3) { // invalidCredentials: the token expired or was revoked meanwhile
@@ -124,7 +124,7 @@ async function offerReload(api) {
 
 async function main() {
   const api = await new Api().open();
-  const session = { store: null };
+  const session = { objects: null };
   keepConnected(api, session);
   $("signin").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -136,7 +136,7 @@ async function main() {
       });
       writeToken(fresh, LIFETIME_DAYS);
       $("password").value = "";
-      session.store = await start(api, user);
+      session.objects = await start(api, user);
     } catch (error) {
       $("signin-error").textContent = error.message;
       $("signin-error").hidden = false;
@@ -160,7 +160,7 @@ async function main() {
       writeToken("", 0); // expired or revoked: sign in again
     }
     if (user) {
-      session.store = await start(api, user);
+      session.objects = await start(api, user);
       return;
     }
   }

@@ -6,7 +6,7 @@ import { h } from "./ui.js";
 
 const NOVNC = "./vendor/novnc/core/rfb.js";
 
-export function consolePanel(store, id) {
+export function consolePanel(objects, id) {
   const status = h("p", { class: "console-status", role: "status", id: "console-status" }, "Connecting…");
   const screen = h("div", { class: "console-screen", id: "console-screen", "aria-label": "VM console (keyboard input goes to the VM)" });
   const keys = h("button", { type: "button", class: "secondary", id: "console-cad", disabled: true }, "Send Ctrl+Alt+Del");
@@ -16,7 +16,7 @@ export function consolePanel(store, id) {
   let attempts = 0;
   let timer = null;
 
-  const running = () => store.get(id)?.power_state === "Running";
+  const running = () => objects.get(id)?.power_state === "Running";
   const say = (text) => { status.textContent = text; };
 
   async function connect() {
@@ -53,7 +53,7 @@ export function consolePanel(store, id) {
 
   keys.addEventListener("click", () => rfb?.sendCtrlAltDel());
   // Follow the VM: it started (connect now), or it stopped (the disconnect handler says so).
-  store.watch(panel, (detail) => {
+  objects.watch(panel, (detail) => {
     if ((detail.ids === null || detail.ids.has(id)) && running() && !rfb && !timer) connect();
   });
   // Leaving the page closes the console.

@@ -1,9 +1,9 @@
-// The tasks panel: the pools' tasks (XAPI tasks, live in the store) with their progress and a cancel
+// The tasks panel: the pools' tasks (XAPI tasks, live in the objects) with their progress and a cancel
 // button; the header's button says how many are running.
-import { touches } from "./store.js";
+import { touches } from "./objects.js";
 import { act, h, when } from "./ui.js";
 
-export function tasksPanel({ api, store }) {
+export function tasksPanel({ api, objects }) {
   const badge = h("span", { class: "count", id: "tasks-count" }, "0");
   const toggle = h("button", { type: "button", id: "tasks-toggle", class: "secondary", "aria-expanded": "false", "aria-controls": "tasks" }, "Tasks ", badge);
   const list = h("ul", {});
@@ -14,7 +14,7 @@ export function tasksPanel({ api, store }) {
     if (!panel.hidden) draw();
   });
   const draw = () => {
-    const tasks = store.all("task").sort((a, b) => (b.created ?? 0) - (a.created ?? 0));
+    const tasks = objects.all("task").sort((a, b) => (b.created ?? 0) - (a.created ?? 0));
     const pending = tasks.filter((t) => t.status === "pending");
     badge.textContent = String(pending.length);
     toggle.classList.toggle("busy", pending.length > 0);
@@ -30,6 +30,6 @@ export function tasksPanel({ api, store }) {
         : h("small", {}, t.status === "failure" ? `failed: ${t.result || ""}` : t.status))));
   };
   draw();
-  store.addEventListener("change", (e) => { if (touches(e.detail, { types: ["task"] })) draw(); });
+  objects.addEventListener("change", (e) => { if (touches(e.detail, { types: ["task"] })) draw(); });
   return { toggle, panel };
 }

@@ -52,15 +52,15 @@ export async function importXva(api, sr, file) {
 }
 
 /** Ask for an XVA file and the SR to put it on, then import it; `navigate` opens the new VM. */
-export async function importDialog(api, store, navigate, srId) {
-  const srs = store.where("SR", (sr) => sr.content_type !== "iso" && sr.SR_type !== "iso" && sr.size > 0)
+export async function importDialog(api, objects, navigate, srId) {
+  const srs = objects.where("SR", (sr) => sr.content_type !== "iso" && sr.SR_type !== "iso" && sr.size > 0)
     .sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
   const values = await confirmDialog({ title: "Import a VM", action: "Import", fields: [
     { name: "file", id: "import-file", label: "XVA file", type: "file", accept: ".xva,application/x-tar" },
     { name: "sr", id: "import-sr", label: "Storage", type: "select", value: srId, options: srs.map((sr) => [sr.id,
-      `${sr.name_label} (${store.get(sr.$pool)?.name_label ?? ""}, ${bytes(sr.size - (sr.physical_usage ?? 0))} free)`]) },
+      `${sr.name_label} (${objects.get(sr.$pool)?.name_label ?? ""}, ${bytes(sr.size - (sr.physical_usage ?? 0))} free)`]) },
   ] });
-  const sr = store.get(values?.sr);
+  const sr = objects.get(values?.sr);
   if (!values?.file || !sr) return;
   const id = await importXva(api, sr, values.file);
   if (id) navigate(`#/vm/${id}`);

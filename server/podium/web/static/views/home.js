@@ -1,16 +1,16 @@
 // Home: the pools and their hosts as a tree, and one searchable, sortable table per kind of object, with
-// Xen Orchestra's filter syntax and bulk actions on the selected VMs. Everything follows the store live.
+// Xen Orchestra's filter syntax and bulk actions on the selected VMs. Everything follows the objects live.
 import { VM_ACTIONS, runOn } from "../actions.js";
 import { compile, FilterError } from "../filter.js";
-import { touches } from "../store.js";
+import { touches } from "../objects.js";
 import { Table } from "../table.js";
 import { importDialog } from "../transfer.js";
 import { bytes, COLLATOR, h, objectLink, percent, powerBadge } from "../ui.js";
 
 const tags = (obj) => (obj.tags ?? []).map((t) => h("span", { class: "tag" }, t));
 
-function containerName(store, obj) {
-  const where = store.get(obj.$container);
+function containerName(objects, obj) {
+  const where = objects.get(obj.$container);
   return where ? where.name_label : "";
 }
 
@@ -18,10 +18,10 @@ function containerName(store, obj) {
 const KINDS = {
   VM: {
     title: "VMs",
-    columns: (store) => [
+    columns: (objects) => [
       { key: "name_label", label: "Name", width: "2fr", render: (vm) => [objectLink("vm", vm), vm.name_description ? h("small", {}, vm.name_description) : null] },
       { key: "power_state", label: "State", width: "7rem", render: (vm) => powerBadge(vm.power_state) },
-      { optional: true, key: "$container", label: "Host or pool", value: (vm) => containerName(store, vm), render: (vm) => containerName(store, vm) },
+      { optional: true, key: "$container", label: "Host or pool", value: (vm) => containerName(objects, vm), render: (vm) => containerName(objects, vm) },
       { optional: true, key: "CPUs", label: "CPUs", width: "5rem", value: (vm) => vm.CPUs?.number, render: (vm) => String(vm.CPUs?.number ?? "") },
       { optional: true, key: "memory", label: "Memory", width: "7rem", value: (vm) => vm.memory?.size, render: (vm) => bytes(vm.memory?.size) },
       { optional: true, key: "mainIpAddress", label: "Address", width: "9rem" },
@@ -31,41 +31,41 @@ const KINDS = {
   },
   host: {
     title: "Hosts",
-    columns: (store) => [
+    columns: (objects) => [
       { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("host", o) },
       { key: "power_state", label: "State", width: "7rem", render: (o) => powerBadge(o.enabled === false ? "Disabled" : o.power_state) },
       { optional: true, key: "address", label: "Address", width: "9rem" },
-      { optional: true, key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
+      { optional: true, key: "$pool", label: "Pool", value: (o) => objects.get(o.$pool)?.name_label, render: (o) => objects.get(o.$pool)?.name_label ?? "" },
       { optional: true, key: "memory", label: "Memory used", value: (o) => o.memory?.usage / (o.memory?.size || 1), render: (o) => `${bytes(o.memory?.usage)} of ${bytes(o.memory?.size)}` },
       { optional: true, key: "version", label: "Version", width: "7rem" },
     ],
   },
   pool: {
     title: "Pools",
-    columns: (store) => [
+    columns: (objects) => [
       { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("pool", o) },
-      { optional: true, key: "master", label: "Master", value: (o) => store.get(o.master)?.name_label, render: (o) => store.get(o.master)?.name_label ?? "" },
-      { optional: true, key: "hosts", label: "Hosts", width: "6rem", value: (o) => store.where("host", (x) => x.$pool === o.id).length, render: (o) => String(store.where("host", (x) => x.$pool === o.id).length) },
-      { optional: true, key: "vms", label: "VMs", width: "6rem", value: (o) => store.where("VM", (x) => x.$pool === o.id).length, render: (o) => String(store.where("VM", (x) => x.$pool === o.id).length) },
+      { optional: true, key: "master", label: "Master", value: (o) => objects.get(o.master)?.name_label, render: (o) => objects.get(o.master)?.name_label ?? "" },
+      { optional: true, key: "hosts", label: "Hosts", width: "6rem", value: (o) => objects.where("host", (x) => x.$pool === o.id).length, render: (o) => String(objects.where("host", (x) => x.$pool === o.id).length) },
+      { optional: true, key: "vms", label: "VMs", width: "6rem", value: (o) => objects.where("VM", (x) => x.$pool === o.id).length, render: (o) => String(objects.where("VM", (x) => x.$pool === o.id).length) },
     ],
   },
   SR: {
     title: "Storage",
-    columns: (store) => [
+    columns: (objects) => [
       { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("sr", o) },
       { optional: true, key: "SR_type", label: "Type", width: "7rem" },
-      { optional: true, key: "$container", label: "Host or pool", value: (o) => containerName(store, o), render: (o) => containerName(store, o) },
+      { optional: true, key: "$container", label: "Host or pool", value: (o) => containerName(objects, o), render: (o) => containerName(objects, o) },
       { optional: true, key: "size", label: "Size", width: "7rem", render: (o) => bytes(o.size) },
       { optional: true, key: "usage", label: "Used", width: "6rem", value: (o) => o.physical_usage / (o.size || 1), render: (o) => percent(o.physical_usage, o.size) },
     ],
   },
   network: {
     title: "Networks",
-    columns: (store) => [
+    columns: (objects) => [
       { key: "name_label", label: "Name", width: "2fr", render: (o) => objectLink("network", o) },
       { optional: true, key: "bridge", label: "Bridge", width: "8rem" },
       { optional: true, key: "MTU", label: "MTU", width: "5rem" },
-      { optional: true, key: "$pool", label: "Pool", value: (o) => store.get(o.$pool)?.name_label, render: (o) => store.get(o.$pool)?.name_label ?? "" },
+      { optional: true, key: "$pool", label: "Pool", value: (o) => objects.get(o.$pool)?.name_label, render: (o) => objects.get(o.$pool)?.name_label ?? "" },
     ],
   },
 };
@@ -80,13 +80,13 @@ const REFRESH_MS = 150;
 
 /** The tree: each pool, its hosts with their VMs (running there, or halted on its local disks, as Xen
  * Orchestra places them), and the pool's VMs that are on no host; a click filters the table. */
-function tree(store, type) {
+function tree(objects, type) {
   const opened = new Set(); // hosts (and pools' idle groups) whose VMs are shown, kept across redraws
   const nav = h("nav", { class: "tree", "aria-label": "Pools and hosts" });
   const draw = () => {
-    const pools = store.all("pool").sort((a, b) => a.name_label.localeCompare(b.name_label));
+    const pools = objects.all("pool").sort((a, b) => a.name_label.localeCompare(b.name_label));
     const running = new Map(); // container (a host, or the pool for a VM running nowhere) → its VMs, one pass
-    for (const vm of store.types.get("VM")?.values() ?? []) {
+    for (const vm of objects.types.get("VM")?.values() ?? []) {
       const list = running.get(vm.$container);
       if (list) list.push(vm);
       else running.set(vm.$container, [vm]);
@@ -109,7 +109,7 @@ function tree(store, type) {
       return h("li", {}, item);
     };
     nav.replaceChildren(h("ul", {}, pools.map((pool) => {
-      const hosts = store.where("host", (x) => x.$pool === pool.id).sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
+      const hosts = objects.where("host", (x) => x.$pool === pool.id).sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
       const idle = running.get(pool.id) ?? []; // a VM that runs nowhere has its pool as container
       return h("li", {},
         h("details", { open: true },
@@ -122,28 +122,28 @@ function tree(store, type) {
   draw();
   // Counts change with every VM that starts or stops: redrawn at most once a second.
   let pending = null;
-  store.watch(nav, (detail) => {
+  objects.watch(nav, (detail) => {
     if (touches(detail, { types: ["pool", "host", "VM"] }) && !pending) pending = setTimeout(() => { pending = null; draw(); }, 1000);
   });
   return nav;
 }
 
-export function render({ api, store, navigate }, { type = "VM", query = {} }) {
+export function render({ api, objects, navigate }, { type = "VM", query = {} }) {
   const kind = KINDS[type] ?? KINDS.VM;
   type = KINDS[type] ? type : "VM";
   const search = h("input", { type: "search", id: "search", value: query.s ?? "", "aria-label": "Filter", placeholder: "power_state:running name_label:web tag:prod", autocomplete: "off", spellcheck: "false" });
   const error = h("p", { class: "filter-error", role: "status", id: "filter-error" });
   const count = h("span", { class: "count", id: "count", "aria-live": "polite" });
   const bar = h("div", { class: "bulk", role: "toolbar", "aria-label": "Actions on the selected", hidden: true });
-  const table = new Table(kind.columns(store), { label: kind.title, selectable: Boolean(kind.actions), onSelect: (ids) => drawBar(ids),
-    lookup: (o) => store.get(o.id) ?? o });
+  const table = new Table(kind.columns(objects), { label: kind.title, selectable: Boolean(kind.actions), onSelect: (ids) => drawBar(ids),
+    lookup: (o) => objects.get(o.id) ?? o });
   table.el.id = "objects";
   let predicate = () => true;
 
   function drawBar(ids) {
     bar.hidden = ids.size === 0;
     if (bar.hidden) return;
-    const vms = [...ids].map((id) => store.get(id)).filter(Boolean);
+    const vms = [...ids].map((id) => objects.get(id)).filter(Boolean);
     bar.replaceChildren(h("span", {}, `${ids.size} selected`), ...kind.actions.map((action) => {
       const button = h("button", { type: "button", class: action.danger ? "danger" : "secondary", disabled: vms.some(action.when) ? null : true,
         onclick: async () => { button.disabled = true; await runOn(api, action, vms); button.disabled = false; } }, action.label);
@@ -152,7 +152,7 @@ export function render({ api, store, navigate }, { type = "VM", query = {} }) {
   }
 
   function compute() {
-    const all = store.all(type);
+    const all = objects.all(type);
     const shown = all.filter((o) => predicate(o));
     count.textContent = `${shown.length} of ${all.length}`;
     table.setRows(shown);
@@ -185,15 +185,15 @@ export function render({ api, store, navigate }, { type = "VM", query = {} }) {
   let pending = null;
   let refreshing = null;
   const view = h("div", { class: "home" },
-    tree(store, type),
+    tree(objects, type),
     h("section", { class: "listing", "aria-labelledby": "home-title" },
       h("div", { class: "tabs", role: "tablist", "aria-label": "Kinds of objects" }, HOME_TYPES.map((t) =>
         h("a", { role: "tab", href: `#/home/${t}`, "aria-selected": t === type ? "true" : "false", class: t === type ? "current" : "" }, KINDS[t].title))),
       h("h2", { id: "home-title", class: "visually-hidden" }, kind.title),
       h("div", { class: "filter" }, search, count,
-        type === "VM" ? h("button", { type: "button", id: "import-vm", class: "secondary", onclick: () => importDialog(api, store, navigate) }, "Import VM") : null),
+        type === "VM" ? h("button", { type: "button", id: "import-vm", class: "secondary", onclick: () => importDialog(api, objects, navigate) }, "Import VM") : null),
       error, bar, table.el));
-  store.watch(view, (detail) => {
+  objects.watch(view, (detail) => {
     if (table.selected.size) drawBar(table.selected);
     // The rows in view show a change within REFRESH_MS; which rows, and their order, within RECOMPUTE_MS.
     if (!refreshing) refreshing = setTimeout(() => { refreshing = null; table.refresh(); }, REFRESH_MS);

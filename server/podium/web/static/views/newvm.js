@@ -1,6 +1,6 @@
 // New VM: from a template of a pool, with its name, CPUs, memory, the template's disks on a chosen SR and
 // extra disks, network interfaces, install media (an ISO) and a cloud-init config; vm.create does it all
-// or nothing, and the new VM's page opens (the VM itself arrives through the store, live).
+// or nothing, and the new VM's page opens (the VM itself arrives through the objects, live).
 import { bytes, describe, h, toast } from "../ui.js";
 
 const GiB = 1024 ** 3;
@@ -12,14 +12,14 @@ function field(id, label, input, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, label), input, hint ? h("small", { id: `${id}-hint` }, hint) : null);
 }
 
-export function render({ api, store, navigate }, { query = {} }) {
-  const templates = store.all("VM-template").sort(byName);
+export function render({ api, objects, navigate }, { query = {} }) {
+  const templates = objects.all("VM-template").sort(byName);
   if (templates.length === 0) {
     return h("article", { "aria-labelledby": "newvm-title" }, h("h2", { id: "newvm-title" }, "New VM"),
       h("p", {}, "No template is visible to you: connect a pool, or ask an administrator for a role on one."));
   }
   const template = h("select", { id: "vm-template", name: "template", required: true },
-    templates.map((t) => h("option", { value: t.id, selected: t.id === query.template ? true : null }, `${t.name_label} (${store.get(t.$pool)?.name_label ?? ""})`)));
+    templates.map((t) => h("option", { value: t.id, selected: t.id === query.template ? true : null }, `${t.name_label} (${objects.get(t.$pool)?.name_label ?? ""})`)));
   const name = h("input", { id: "vm-name", name: "name_label", required: true, autocomplete: "off" });
   const description = h("input", { id: "vm-description", name: "name_description", autocomplete: "off" });
   const cpus = h("input", { id: "vm-cpus", name: "CPUs", type: "number", min: "1", max: "64", required: true });
@@ -35,23 +35,23 @@ export function render({ api, store, navigate }, { query = {} }) {
 
   // What the template's pool offers: its SRs (for disks), ISOs, networks; the template's own sizes.
   function fromTemplate() {
-    const t = store.get(template.value);
+    const t = objects.get(template.value);
     const pool = t?.$pool;
     cpus.value = String(t?.CPUs?.number ?? 1);
     memory.value = String(Math.round((t?.memory?.size ?? 512 * MiB) / MiB));
-    const srs = store.where("SR", (s) => s.$pool === pool && s.content_type !== "iso" && s.size > 0).sort(byName);
-    const defaultSr = store.get(pool)?.default_SR;
+    const srs = objects.where("SR", (s) => s.$pool === pool && s.content_type !== "iso" && s.size > 0).sort(byName);
+    const defaultSr = objects.get(pool)?.default_SR;
     sr.replaceChildren(...srs.map((s) => h("option", { value: s.id, selected: s.id === defaultSr ? true : null }, `${s.name_label} (${bytes(s.size - (s.physical_usage ?? 0))} free)`)));
-    const isos = store.where("VDI", (v) => store.get(v.$SR)?.content_type === "iso" && v.$pool === pool).sort(byName);
+    const isos = objects.where("VDI", (v) => objects.get(v.$SR)?.content_type === "iso" && v.$pool === pool).sort(byName);
     iso.replaceChildren(h("option", { value: "" }, "none"), ...isos.map((v) => h("option", { value: v.id }, v.name_label)));
-    const networks = store.where("network", (n) => n.$pool === pool).sort(byName);
+    const networks = objects.where("network", (n) => n.$pool === pool).sort(byName);
     vifs.replaceChildren();
     disks.replaceChildren();
     addVif(networks);
     vifs.dataset.pool = pool ?? "";
   }
 
-  function addVif(networks = store.where("network", (n) => n.$pool === vifs.dataset.pool).sort(byName)) {
+  function addVif(networks = objects.where("network", (n) => n.$pool === vifs.dataset.pool).sort(byName)) {
     const index = vifs.children.length;
     const select = h("select", { id: `vm-vif-${index}`, "aria-label": `Network of interface ${index}` }, networks.map((n) => h("option", { value: n.id }, n.name_label)));
     const row = h("div", { class: "inline-row" }, select, h("button", { type: "button", class: "link", onclick: () => row.remove() }, "Remove"));

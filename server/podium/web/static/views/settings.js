@@ -1,5 +1,5 @@
 // Settings: the pools' masters Podium connects to, and what the server is. The servers' status is read
-// with server.getAll (it is not an object of the pools, so it is not in the store); the page reads it
+// with server.getAll (it is not an object of the pools, so it is not in the objects); the page reads it
 // again after each change and every few seconds while it is open.
 import { upload } from "../transfer.js";
 import { act, bytes, confirmDialog, describe, fact, fill, h, toast, when } from "../ui.js";
@@ -79,12 +79,12 @@ async function groups({ api }) {
 }
 
 /** Objects an ACL can name, as "name (type)": pools, hosts, VMs, SRs and networks. */
-function aclObjects(store) {
-  return ["pool", "host", "VM", "SR", "network"].flatMap((type) => store.all(type).map((o) => [o.id, `${o.name_label} (${type})`]))
+function aclObjects(objects) {
+  return ["pool", "host", "VM", "SR", "network"].flatMap((type) => objects.all(type).map((o) => [o.id, `${o.name_label} (${type})`]))
     .sort((a, b) => a[1].localeCompare(b[1]));
 }
 
-async function acls({ api, store }) {
+async function acls({ api, objects }) {
   const list = h("tbody", {});
   let subjects = [];
   const draw = async () => {
@@ -92,7 +92,7 @@ async function acls({ api, store }) {
     subjects = [...people.map((u) => [u.id, u.email]), ...teams.map((g) => [g.id, `${g.name} (group)`])];
     const names = new Map(subjects);
     list.replaceChildren(...all.map((a) => {
-      const o = store.get(a.object);
+      const o = objects.get(a.object);
       return h("tr", {}, h("td", {}, names.get(a.subject) ?? a.subject), h("td", {}, o ? `${o.name_label} (${o.type})` : a.object), h("td", {}, a.action),
         h("td", {}, removeButton("Remove", `the ${a.action} ACL`, () => api.call("acl.remove", { subject: a.subject, object: a.object, action: a.action }), draw)));
     }));
@@ -104,7 +104,7 @@ async function acls({ api, store }) {
   return [h("table", { class: "plain", id: "acls" }, headings("User or group", "Object", "Role", ""), list),
     apiForm("add-acl", "Add ACL", [
       select("acl", "subject", "User or group", subjects),
-      select("acl", "object", "Object (and everything under it)", aclObjects(store)),
+      select("acl", "object", "Object (and everything under it)", aclObjects(objects)),
       select("acl", "action", "Role", roles.map((r) => [r.id, `${r.name}: ${r.permissions.join(", ")}`])),
     ], (v) => api.call("acl.add", v), draw)];
 }

@@ -3,27 +3,27 @@
 import { VM_ACTIONS, runOn } from "../actions.js";
 import { statsPanel } from "../charts.js";
 import { consolePanel } from "../console.js";
-import { touches } from "../store.js";
+import { touches } from "../objects.js";
 import { act, bytes, COLLATOR, confirmDialog, describe, fact, h, objectLink, powerBadge, toast, when } from "../ui.js";
 
-function disks(store, vm) {
-  const vbds = (vm.$VBDs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.position) - Number(b.position));
+function disks(objects, vm) {
+  const vbds = (vm.$VBDs ?? []).map((id) => objects.get(id)).filter(Boolean).sort((a, b) => Number(a.position) - Number(b.position));
   if (vbds.length === 0) return h("p", {}, "No disks.");
   return h("table", { class: "plain", id: "disks" },
     h("thead", {}, h("tr", {}, ["Device", "Name", "Size", "Storage", "Attached"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, vbds.map((vbd) => {
-      const vdi = store.get(vbd.VDI);
+      const vdi = objects.get(vbd.VDI);
       return h("tr", {},
         h("td", {}, vbd.is_cd_drive ? `CD (${vbd.position})` : vbd.device ?? vbd.position),
         h("td", {}, vdi?.name_label ?? (vbd.is_cd_drive ? "empty" : "")),
         h("td", {}, bytes(vdi?.size)),
-        h("td", {}, objectLink("sr", store.get(vdi?.$SR))),
+        h("td", {}, objectLink("sr", objects.get(vdi?.$SR))),
         h("td", {}, vbd.attached ? "yes" : "no"));
     })));
 }
 
-function networks(store, vm) {
-  const vifs = (vm.VIFs ?? []).map((id) => store.get(id)).filter(Boolean).sort((a, b) => Number(a.device) - Number(b.device));
+function networks(objects, vm) {
+  const vifs = (vm.VIFs ?? []).map((id) => objects.get(id)).filter(Boolean).sort((a, b) => Number(a.device) - Number(b.device));
   if (vifs.length === 0) return h("p", {}, "No network interfaces.");
   return h("table", { class: "plain", id: "vifs" },
     h("thead", {}, h("tr", {}, ["Device", "MAC", "Network", "Addresses", "Attached"].map((t) => h("th", { scope: "col" }, t)))),
@@ -31,7 +31,7 @@ function networks(store, vm) {
       const ips = Object.entries(vm.addresses ?? {}).filter(([k]) => k.startsWith(`${vif.device}/`)).map(([, ip]) => ip);
       return h("tr", {},
         h("td", {}, String(vif.device)), h("td", {}, h("code", {}, vif.MAC)),
-        h("td", {}, objectLink("network", store.get(vif.$network))),
+        h("td", {}, objectLink("network", objects.get(vif.$network))),
         h("td", {}, ips.join(", ")), h("td", {}, vif.attached ? "yes" : "no"));
     })));
 }
@@ -54,13 +54,13 @@ function tagEditor(api, vm) {
  * chosen there, else that pool's default SR). A halted VM moves only to another pool (within its own pool
  * it simply starts where wanted).
  */
-async function migrate(api, store, vm) {
-  const poolName = (id) => store.get(id)?.name_label ?? "";
+async function migrate(api, objects, vm) {
+  const poolName = (id) => objects.get(id)?.name_label ?? "";
   const running = vm.power_state === "Running";
-  const hosts = store.where("host", (x) => x.id !== vm.$container && x.enabled !== false && (running || x.$pool !== vm.$pool))
+  const hosts = objects.where("host", (x) => x.id !== vm.$container && x.enabled !== false && (running || x.$pool !== vm.$pool))
     .sort((a, b) => (a.$pool === vm.$pool ? 0 : 1) - (b.$pool === vm.$pool ? 0 : 1) || COLLATOR.compare(a.name_label, b.name_label));
   if (hosts.length === 0) return toast("No other enabled host to move the VM to", "error");
-  const srs = store.where("SR", (sr) => sr.$pool !== vm.$pool && sr.content_type !== "iso" && sr.size > 0)
+  const srs = objects.where("SR", (sr) => sr.$pool !== vm.$pool && sr.content_type !== "iso" && sr.size > 0)
     .sort((a, b) => COLLATOR.compare(a.name_label, b.name_label));
   const values = await confirmDialog({ title: `Migrate ${vm.name_label}`, action: "Migrate",
     message: "To a host of another pool, the VM's disks and snapshots go with it.",
@@ -71,7 +71,7 @@ async function migrate(api, store, vm) {
         options: [["", "that pool's default SR"], ...srs.map((sr) => [sr.id, `${sr.name_label} (${poolName(sr.$pool)})`])] },
     ] });
   if (!values) return;
-  const target = store.get(values.host);
+  const target = objects.get(values.host);
   const params = { vm: vm.id, targetHost: values.host };
   if (target?.$pool !== vm.$pool && values.sr) params.sr = values.sr;
   try {
@@ -98,7 +98,7 @@ async function exportVm(api, vm) {
   }
 }
 
-export function render({ api, store, navigate }, { id }) {
+export function render({ api, objects, navigate }, { id }) {
   // The details are redrawn on each change; the console, made once, keeps its connection.
   const details = h("div", {});
   const view = h("article", { class: "object vm", "aria-labelledby": "object-title" }, details);
@@ -106,7 +106,7 @@ export function render({ api, store, navigate }, { id }) {
   let screenPanel = null;
   let charts = null;
   const draw = () => {
-    const vm = store.get(id);
+    const vm = objects.get(id);
     if (!vm || !vm.type?.startsWith("VM")) {
       screenPanel?.remove();
       screenPanel = null;
@@ -118,15 +118,15 @@ export function render({ api, store, navigate }, { id }) {
       return;
     }
     gone = true;
-    if (!screenPanel && vm.type === "VM") view.append((screenPanel = consolePanel(store, id)));
+    if (!screenPanel && vm.type === "VM") view.append((screenPanel = consolePanel(objects, id)));
     // The charts while the VM runs (a halted VM has no measurements); made again when it starts.
     if (vm.power_state === "Running" && !charts) view.insertBefore((charts = statsPanel(api, "vm", id)), screenPanel);
     else if (vm.power_state !== "Running" && charts) {
       charts.remove();
       charts = null;
     }
-    const host = store.get(vm.$container);
-    const pool = store.get(vm.$pool);
+    const host = objects.get(vm.$container);
+    const pool = objects.get(vm.$pool);
     const focused = document.activeElement?.id;
     details.replaceChildren(
       h("header", {},
@@ -143,7 +143,7 @@ export function render({ api, store, navigate }, { id }) {
               if (ok && action.id === "delete") navigate("#/home/VM");
             },
           }, action.label)),
-          ["Running", "Halted"].includes(vm.power_state) ? h("button", { type: "button", id: "action-migrate", class: "secondary", onclick: () => migrate(api, store, vm) }, "Migrate") : null,
+          ["Running", "Halted"].includes(vm.power_state) ? h("button", { type: "button", id: "action-migrate", class: "secondary", onclick: () => migrate(api, objects, vm) }, "Migrate") : null,
           h("button", { type: "button", id: "action-export", class: "secondary", onclick: () => exportVm(api, vm) }, "Export"))),
       h("section", { "aria-labelledby": "general-title" },
         h("h3", { id: "general-title" }, "General"),
@@ -161,12 +161,12 @@ export function render({ api, store, navigate }, { id }) {
           fact("CPUs", `${vm.CPUs?.number ?? "?"} (up to ${vm.CPUs?.max ?? "?"})`),
           fact("Memory", bytes(vm.memory?.size)),
           fact("Virtualization", vm.virtualizationMode ?? ""))),
-      h("section", { "aria-labelledby": "disks-title" }, h("h3", { id: "disks-title" }, "Disks"), disks(store, vm)),
-      h("section", { "aria-labelledby": "vifs-title" }, h("h3", { id: "vifs-title" }, "Networks"), networks(store, vm)),
+      h("section", { "aria-labelledby": "disks-title" }, h("h3", { id: "disks-title" }, "Disks"), disks(objects, vm)),
+      h("section", { "aria-labelledby": "vifs-title" }, h("h3", { id: "vifs-title" }, "Networks"), networks(objects, vm)),
       h("section", { "aria-labelledby": "snapshots-title" },
         h("h3", { id: "snapshots-title" }, "Snapshots"),
         (vm.snapshots ?? []).length === 0 ? h("p", {}, "No snapshots.")
-          : h("ul", { id: "snapshots" }, vm.snapshots.map((sid) => store.get(sid)).filter(Boolean)
+          : h("ul", { id: "snapshots" }, vm.snapshots.map((sid) => objects.get(sid)).filter(Boolean)
             .sort((a, b) => (a.snapshot_time ?? 0) - (b.snapshot_time ?? 0))
             .map((s) => h("li", {}, s.name_label, " ", h("small", {}, when(s.snapshot_time)),
               h("button", { type: "button", class: "link", onclick: async (e) => {
@@ -177,8 +177,8 @@ export function render({ api, store, navigate }, { id }) {
     if (focused) document.getElementById(focused)?.focus();
   };
   draw();
-  store.watch(view, (detail) => {
-    const vm = store.get(id);
+  objects.watch(view, (detail) => {
+    const vm = objects.get(id);
     const parts = vm ? [id, ...(vm.$VBDs ?? []), ...(vm.VIFs ?? []), ...(vm.snapshots ?? []), vm.$container] : [id];
     if (touches(detail, { ids: parts, types: ["VDI"] })) draw();
   });

@@ -5,7 +5,7 @@ secrets kept encrypted at rest, and :mod:`.schema` (the schema's revisions, :cla
 """
 
 from . import schema
-from .db import Database
+from .engine import Database
 from .models import Acl, AuditRecord, Base, Group, Server, Token, User
 from .schema import SchemaError
 from .secret import SecretBox

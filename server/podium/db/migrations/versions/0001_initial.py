@@ -5,7 +5,7 @@ Revises:
 Create Date: 2026-11-21
 
 A database those releases made (with ``create_all``) has exactly these tables; it is stamped as this
-revision rather than created again (see :mod:`podium.store.schema`). Never edit this file: add a
+revision rather than created again (see :mod:`podium.db.schema`). Never edit this file: add a
 revision.
 """
 

@@ -1,7 +1,7 @@
 import pytest
 
+from podium.net import Endpoint, format_fingerprint, ssl_option
 from podium.xapi.client import is_write
-from podium.xapi.transport import Endpoint, ssl_option
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,11 @@ def test_fingerprint_must_be_sha256():
 )  # fmt: skip
 def test_read_only_tells_writes_from_reads(method, write):
     assert is_write(method) is write
+
+
+def test_a_fingerprint_reads_the_same_from_bytes_hex_and_colons():
+    digest = bytes(range(32))
+    shown = "00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F"
+    assert format_fingerprint(digest) == shown
+    assert format_fingerprint(digest.hex()) == shown
+    assert format_fingerprint(shown.lower()) == shown

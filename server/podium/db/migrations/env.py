@@ -1,6 +1,6 @@
-"""Alembic's environment: run the revisions on the connection :mod:`podium.store.schema` opened.
+"""Alembic's environment: run the revisions on the connection :mod:`podium.db.schema` opened.
 
-Online, :mod:`podium.store.schema` passes its connection (in ``config.attributes["connection"]``),
+Online, :mod:`podium.db.schema` passes its connection (in ``config.attributes["connection"]``),
 already in the transaction that will commit every revision at once, or none. Offline (``--sql``),
 the SQL is written for the URL in ``sqlalchemy.url``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from podium.store.models import Base
+from podium.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -49,5 +49,5 @@ if context.is_offline_mode():
 else:
     connection = config.attributes.get("connection")
     if not isinstance(connection, Connection):
-        raise RuntimeError("run Podium's migrations through podium.store.schema, which opens the connection")
+        raise RuntimeError("run Podium's migrations through podium.db.schema, which opens the connection")
     run_online(connection)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ class Simulator:
         self.history = history
         self.disks = Disks(disk_dir)
         self.faults = Faults()  # failures tests ask for through the control surface
+        self.calls: Counter[str] = Counter()  # calls answered, by method (GET /calls: what a client asks)
         self.pools: list[Pool] = []
         self.no_session_methods = {"session.login_with_password", "session.slave_local_login_with_password"}
         self._methods: list[str] | None = None

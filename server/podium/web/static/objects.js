@@ -2,7 +2,7 @@
 // notifications (enter/exit), exactly what xo-lib's clients keep. Views are told what changed at most
 // once per animation frame, so a storm of events costs one redraw, not one per event.
 
-export class Store extends EventTarget {
+export class ObjectCache extends EventTarget {
   constructor(api) {
     super();
     this.api = api;
@@ -18,7 +18,7 @@ export class Store extends EventTarget {
 
   /**
    * Read everything; notifications before the answer are already in it (one ordered socket). Called again
-   * after a reconnection: what vanished meanwhile is gone from the answer, so it leaves the store too.
+   * after a reconnection: what vanished meanwhile is gone from the answer, so it leaves the cache too.
    */
   async load() {
     const all = await this.api.call("xo.getAllObjects");
@@ -104,7 +104,7 @@ export class Store extends EventTarget {
   }
 }
 
-/** Whether a change (a store's event detail) touches one of these ids or types; null means everything. */
+/** Whether a change (an object cache's event detail) touches one of these ids or types; null means everything. */
 export function touches(detail, { ids = [], types = [] } = {}) {
   if (detail.ids === null) return true;
   return ids.some((id) => detail.ids.has(id)) || types.some((t) => detail.types.has(t));

@@ -1,16 +1,17 @@
-"""The object store: every pool's objects in Xen Orchestra's shape, indexed, with a change feed.
+"""The object cache: every pool's objects in Xen Orchestra's shape, indexed, with a change feed.
 
-One writer (each pool's event loop, through :class:`~podium.cache.pool.PoolCache`), many readers.
+One writer (each pool's event loop, through :class:`~podium.cache.pool_cache.PoolCache`), many readers.
 Every change is one :class:`Batch` per XAPI event batch: the objects that entered (new or changed)
 and the objects that left, delivered to each subscriber in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,18 @@ class Batch:
 
 
 Subscriber = Callable[[Batch], None]
+T = TypeVar("T")
 
 
-class ObjectStore:
+@dataclass(eq=False)
+class _Waiter:
+    """A caller of :meth:`ObjectCache.wait_for`: its test, and the future its answer goes to."""
+
+    predicate: Callable[[], Any]
+    future: asyncio.Future[Any]
+
+
+class ObjectCache:
     """All objects by id, by type and by pool."""
 
     def __init__(self) -> None:
@@ -45,6 +55,7 @@ class ObjectStore:
         self.by_type: dict[str, dict[str, Obj]] = {}
         self.by_pool: dict[str, dict[str, Obj]] = {}
         self._subscribers: list[Subscriber] = []
+        self._waiters: list[_Waiter] = []
 
     def __len__(self) -> int:
         return len(self.objects)
@@ -70,8 +81,41 @@ class ObjectStore:
 
         return unsubscribe
 
+    async def wait_for(self, predicate: Callable[[], T | None], timeout: float) -> T:
+        """Wait until ``predicate()`` answers something true, and return that answer.
+
+        It is asked now, then after every batch (and every :meth:`wake`), never on a timer; what it raises
+        is raised to the caller. :class:`TimeoutError` after ``timeout`` seconds. Keep it cheap: it runs
+        once per batch while anyone waits.
+        """
+        now = predicate()
+        if now:
+            return now
+        waiter = _Waiter(predicate, asyncio.get_running_loop().create_future())
+        self._waiters.append(waiter)
+        try:
+            answer = await asyncio.wait_for(waiter.future, timeout)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return answer  # type: ignore[no-any-return]  # the future holds what the predicate answered
+
+    def wake(self) -> None:
+        """Ask every waiter's predicate again: something they read besides the objects changed (a pool's
+        connection status)."""
+        for waiter in list(self._waiters):
+            if waiter.future.done():
+                continue
+            try:
+                answer = waiter.predicate()
+            except Exception as e:
+                waiter.future.set_exception(e)
+                continue
+            if answer:
+                waiter.future.set_result(answer)
+
     def apply(self, enter: dict[str, Obj], exit_ids: list[str] | set[str], pool: str | None = None) -> Batch:
-        """Change the store and tell every subscriber; returns the batch (empty when nothing changed).
+        """Change the cache and tell every subscriber; returns the batch (empty when nothing changed).
 
         With ``pool``, an exit removes an object only if it is that pool's: a VM moved to another pool keeps
         its uuid, and the new pool may report it before the old one reports it gone.
@@ -99,7 +143,9 @@ class ObjectStore:
                 try:
                     fn(batch)
                 except Exception:  # a subscriber's bug must not stop the event loop of a pool
-                    log.exception("object store subscriber failed")
+                    log.exception("object cache subscriber failed")
+            if self._waiters:
+                self.wake()
         return batch
 
     def _unindex(self, id_: str, obj: Obj) -> None:

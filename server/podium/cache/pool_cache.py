@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PodiumError
-from ..xapi import Status
-from .store import Obj, ObjectStore
+from ..xapi import Status, Unreachable, XapiFailure
+from .objects import Obj, ObjectCache
 from .xo import SHAPERS, Shaper
 
 log = logging.getLogger(__name__)
@@ -88,37 +88,65 @@ class Reader:
 
 
 class PoolCache:
-    """Raw records of one pool and the objects made from them, kept in the shared store."""
+    """Raw records of one pool and the objects made from them, kept in the shared object cache."""
 
     def __init__(
         self,
-        store: ObjectStore,
+        objects: ObjectCache,
         classes: list[str],
         on_status: Callable[[Status], None] | None = None,
         claim: Callable[[str], None] | None = None,
     ) -> None:
-        self.store = store
+        self.objects = objects
         self._claim = claim  # raises DuplicatePool when another connection holds the pool
         self.classes = classes
         self._canonical = {c.lower(): c for c in classes}
         self.records: dict[str, Record] = {}
         self.cls_of: dict[str, str] = {}
-        self.object_id: dict[str, str] = {}  # ref -> id of its object in the store
+        self.object_id: dict[str, str] = {}  # ref -> id of its object in the cache
         self.readers_of: dict[str, set[str]] = {}  # ref -> refs whose objects read its record
         self.linkers_of: dict[str, set[str]] = {}  # ref -> refs whose objects link to it
         self.reads: dict[str, tuple[list[str], list[str]]] = {}  # ref -> (records read, refs linked)
         self.pool_id = ""
         self.pool_ref = ""
         self._on_status = on_status
+        self.disconnected = False  # the pool's connection is lost (waiters for its tasks fail)
 
     # -- Sink ----------------------------------------------------------------------------------
     def status(self, status: Status) -> None:
         """The event loop's connection status."""
         if self._on_status is not None:
             self._on_status(status)
+        self.disconnected = status.state == "disconnected"
+        if self.disconnected:
+            self.objects.wake()
+
+    # -- TaskWatch -----------------------------------------------------------------------------
+    async def task_ended(self, ref: str, timeout: float) -> Record:
+        """The record of one of the pool's tasks once it is no longer pending, as its events bring it.
+
+        The pool's connection lost, before or while waiting, raises :class:`~podium.xapi.Unreachable` (the
+        task's outcome may never be known: a transfer must not wait an hour for it); a task destroyed before
+        it ended raises HANDLE_INVALID, as asking the pool for it would.
+        """
+        seen = False
+
+        def ended() -> Record | None:
+            nonlocal seen
+            if self.disconnected:
+                raise Unreachable(f"the connection to pool {self.pool_id or '?'} is lost: task {ref} unknown")
+            rec = self.records.get(ref)
+            if rec is None:
+                if seen:
+                    raise XapiFailure("HANDLE_INVALID", ["task", ref])
+                return None
+            seen = True
+            return rec if rec.get("status") not in ("pending", "cancelling") else None
+
+        return await self.objects.wait_for(ended, timeout)
 
     def full(self, records: dict[str, dict[str, Record]]) -> None:
-        """A complete read: apply only the differences to the store."""
+        """A complete read: apply only the differences to the cache."""
         pools = records.get("pool", {})
         for rec in pools.values():
             if self._claim is not None:
@@ -172,7 +200,7 @@ class PoolCache:
         self.readers_of.clear()
         self.linkers_of.clear()
         self.reads.clear()
-        self.store.apply({}, ids, self.pool_id or None)
+        self.objects.apply({}, ids, self.pool_id or None)
 
     # -- shaping -------------------------------------------------------------------------------
     def _set_pool(self, pools: dict[str, Record]) -> None:
@@ -203,10 +231,10 @@ class PoolCache:
             if old_id is not None and old_id != new_id:
                 exit_ids.add(old_id)
             self.object_id[ref] = new_id
-            if self.store.get(new_id) != obj:
+            if self.objects.get(new_id) != obj:
                 enter[new_id] = obj
         exit_ids -= set(enter)
-        self.store.apply(enter, exit_ids, self.pool_id or None)
+        self.objects.apply(enter, exit_ids, self.pool_id or None)
 
     def _shape(self, ref: str) -> Obj | None:
         old_reads, old_links = self.reads.pop(ref, ((), ()))

@@ -20,8 +20,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from podium.__main__ import main
-from podium.store import Base, Database, schema
-from podium.store.schema import BASELINE, BASELINE_TABLES, SchemaError
+from podium.db import Base, Database, schema
+from podium.db.schema import BASELINE, BASELINE_TABLES, SchemaError
 
 # A revision as a developer would add it: a column (SQLite copies the table: batch mode) and its data.
 ADDED = '''"""Servers get a note."""
@@ -127,7 +127,7 @@ def added(tmp_path, monkeypatch) -> Path:
 
 
 async def test_a_fresh_database_is_created_at_the_newest_revision_as_the_models_say(tmp_path, caplog):
-    caplog.set_level(logging.INFO, "podium.store.schema")
+    caplog.set_level(logging.INFO, "podium.db.schema")
     before = await schema.upgrade(url(tmp_path / "fresh.db"))
     assert (before.current, before.legacy, before.label) == (None, False, "empty")
     after = await schema.state(url(tmp_path / "fresh.db"))
@@ -155,7 +155,7 @@ async def test_the_baseline_revision_creates_what_the_releases_before_migrations
 
 
 async def test_a_database_made_before_migrations_is_stamped_then_upgraded_with_its_data(tmp_path, caplog):
-    caplog.set_level(logging.INFO, "podium.store.schema")
+    caplog.set_level(logging.INFO, "podium.db.schema")
     await create_all(tmp_path / "old.db")
     state = await schema.state(url(tmp_path / "old.db"))
     assert (state.current, state.legacy, state.pending, state.label) == (None, True, True, "unversioned")
@@ -205,7 +205,7 @@ async def test_an_added_revision_upgrades_old_and_stamped_databases(tmp_path, ad
 
 
 async def test_a_failed_revision_leaves_the_database_as_it_was(tmp_path, added, caplog):
-    caplog.set_level(logging.INFO, "podium.store.schema")
+    caplog.set_level(logging.INFO, "podium.db.schema")
     await create_all(tmp_path / "old.db")
     (added / "versions" / "0003_broken.py").write_text(BROKEN)
     with pytest.raises(RuntimeError, match="this revision fails"):
