@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from .pgproc import Postgres, start_postgres
-from .serverproc import Api, admin_on
-from .simproc import Sim, start_sim
+from .harness.pgproc import Postgres, start_postgres
+from .harness.serverproc import Api, admin_on
+from .harness.simproc import Sim, start_sim
 
 
 @pytest.fixture(scope="module")

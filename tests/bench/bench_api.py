@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.procstat import status_kb
-from tests.serverproc import Api, connected, start_server
-from tests.simproc import start_sim
+from tests.harness.procstat import status_kb
+from tests.harness.serverproc import Api, connected, start_server
+from tests.harness.simproc import start_sim
 
 VMS, CLIENTS, RATE, SECONDS = 1000, 200, 1000, 5.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.procstat import rss_mb  # noqa: E402
+from tests.harness.procstat import rss_mb  # noqa: E402
 
 VMS = 10_000
 STORM_RATE, STORM_SECONDS = 1000, 5.0
@@ -31,7 +31,7 @@ async def child(url: str, user: str, password: str, control: str) -> None:
     """Sync the pool, then follow a storm; print the figures as JSON."""
     from podium.cache import KEPT_CLASSES, ObjectCache, PoolCache
     from podium.xapi import PoolWatcher, XapiClient
-    from tests.simproc import Sim
+    from tests.harness.simproc import Sim
 
     objects = ObjectCache()
     lags: list[float] = []
@@ -110,7 +110,7 @@ def report(name: str, r: dict) -> None:
 
 
 def main() -> None:
-    from tests.simproc import start_sim
+    from tests.harness.simproc import start_sim
 
     sim = start_sim("--scale", str(VMS), "--op-seconds", "0", timeout=300)
     try:

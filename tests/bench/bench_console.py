@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.serverproc import Api, connected, start_server
-from tests.simproc import jsonrpc, start_sim
+from tests.harness.serverproc import Api, connected, start_server
+from tests.harness.simproc import jsonrpc, start_sim
 
 ROUNDS, WARMUP, SCREENS = 500, 30, 100
 KEY_X, BACKSPACE = ord("x"), 0xFF08

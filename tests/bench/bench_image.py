@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.harness.serverproc import free_port
 from tests.image.vmproc import BUILD, Vm, newest_xva, unpack
-from tests.serverproc import free_port
 
 ROUNDS = 3
 

@@ -15,7 +15,6 @@ CPU per GB doubled after the first GiB).
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import os
 import shutil
@@ -32,10 +31,10 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from tests.harness.procstat import status_kb
+from tests.harness.serverproc import Api, connected, start_server, wait_object
+from tests.harness.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim
 from tests.integration.test_xapisim_transfer import guest_with_disk, login, storage, wait_task
-from tests.procstat import status_kb
-from tests.serverproc import Api, connected, start_server
-from tests.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim
 
 GIB = 1 << 30
 SIZE = int(os.environ.get("BENCH_DISK_GIB", "4")) * GIB
@@ -182,13 +181,6 @@ async def bench_copy(api: Api, sim, url: str, s: str, pid: int) -> None:
     wrote = written_bytes(pid) - before
     print(f"pool-to-pool copy of a VM with a {SIZE / GIB:.0f} GiB sparse disk: {took:.2f} s, "
           f"server wrote {wrote:,} bytes to disk  [target: nothing of the stream]", flush=True)  # fmt: skip
-
-
-async def wait_object(api: Api, id_: str) -> None:
-    for _ in range(100):
-        if await api.call("xo.getAllObjects", {"filter": {"id": id_}}):
-            return
-        await asyncio.sleep(0.1)
 
 
 async def main() -> None:

@@ -81,8 +81,8 @@ def main() -> None:
     from playwright.sync_api import expect, sync_playwright
 
     from tests.e2e.conftest import CHROMIUM_ARGS, chromium_path
-    from tests.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, start_server
-    from tests.simproc import start_sim
+    from tests.harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, start_server
+    from tests.harness.simproc import start_sim
 
     sim = start_sim("--scale", str(VMS), "--op-seconds", "0", timeout=300)
     data = Path(tempfile.mkdtemp(prefix="bench-ui-"))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.releaseproc import make_appliance
-from tests.updateproc import BundleFactory
+from tests.harness.releaseproc import make_appliance
+from tests.harness.updateproc import BundleFactory
 
 ROUNDS = 3
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.simproc import start_sim
+from tests.harness.simproc import start_sim
 
 VMS = 10_000
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.procstat import rss_mb
+from tests.harness.procstat import rss_mb
 
 MiB = 1024 * 1024
 SIZE = 1024 * MiB

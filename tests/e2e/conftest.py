@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from ..serverproc import Api, Server, connected, start_server
-from ..simproc import Sim
+from ..harness.serverproc import Api, Server, connected, start_server
+from ..harness.simproc import Sim
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from podium.xva import extract
 
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server
+from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server
 from .conftest import on_api, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]

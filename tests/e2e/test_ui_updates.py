@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from ..releaseproc import ADMIN, Appliance, make_appliance
-from ..serverproc import free_port
-from ..updateproc import BundleFactory
+from ..harness.releaseproc import ADMIN, Appliance, make_appliance
+from ..harness.serverproc import free_port
+from ..harness.updateproc import BundleFactory
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 
 from podium_appliance import tls
 
-from ..applianceproc import Stack, first_boot
+from ..harness.applianceproc import Stack, first_boot
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]

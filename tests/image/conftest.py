@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..serverproc import free_port
+from ..harness.serverproc import free_port
 from .vmproc import Vm, newest_xva, unpack
 
 #: Under TCG a minimal Debian boots in about 40 s; the appliance's first boot also makes its certificate.

@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ..nginxproc import served_fingerprint
-from ..simproc import jsonrpc, start_sim
-from ..updateproc import BundleFactory
+from ..harness.nginxproc import served_fingerprint
+from ..harness.simproc import jsonrpc, start_sim
+from ..harness.updateproc import BundleFactory
 from .conftest import BOOT_SECONDS
 from .vmproc import BUILD, ROOT, UPDATE_ADDRESS, Vm, insecure_tls
 

@@ -25,7 +25,7 @@ import testinfra
 
 from podium.xva import extract, read_header
 
-from ..serverproc import free_port
+from ..harness.serverproc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"

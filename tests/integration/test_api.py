@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ApiError, connected, start_server
+from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ApiError, connected, start_server
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import pytest
 
-from ..serverproc import Api, ApiError, connected, start_server
+from ..harness.serverproc import Api, ApiError, connected, start_server
 
 pytestmark = pytest.mark.integration
 

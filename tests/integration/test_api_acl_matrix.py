@@ -12,7 +12,7 @@ from podium.api import methods as _methods  # noqa: F401
 from podium.api.registry import METHODS
 from podium.xapi import XapiClient
 
-from ..serverproc import Api, ApiError, connected, start_server
+from ..harness.serverproc import Api, ApiError, connected, start_server
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import aiohttp
 import asyncvnc
 import pytest
 
-from ..serverproc import Api, admin_on
-from ..simproc import Sim, start_sim
+from ..harness.serverproc import Api, admin_on
+from ..harness.simproc import Sim, start_sim
 from .test_xapisim_console import (
     BLUE,
     NAME_COL,

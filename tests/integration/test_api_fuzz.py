@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from podium.api import methods as _methods  # noqa: F401  (registers them)
 from podium.api.registry import METHODS
 
-from ..serverproc import Api, ApiError, connected, start_server
+from ..harness.serverproc import Api, ApiError, connected, start_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def calls(draw: st.DrawFn) -> tuple[str, dict]:
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):
-    from ..simproc import start_sim
+    from ..harness.simproc import start_sim
 
     sim = start_sim("--op-seconds", "0")
     srv = start_server(tmp_path_factory.mktemp("fuzz"))

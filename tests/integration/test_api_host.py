@@ -10,7 +10,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..serverproc import Api, ApiError, obj, until
+from ..harness.serverproc import Api, ApiError, obj, until
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..serverproc import Api, ApiError
+from ..harness.serverproc import Api, ApiError
 from .test_api_vm import obj, until
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from podium.xapi import CallTimeout, ProtocolError, TlsError, Unreachable, XapiC
 from xapisim import rrd as sim_rrd
 from xapisim.tls import self_signed_context
 
-from ..serverproc import Api, ApiError, until
-from ..simproc import Sim, jsonrpc
+from ..harness.serverproc import Api, ApiError, until
+from ..harness.simproc import Sim, jsonrpc
 
 pytestmark = pytest.mark.integration
 

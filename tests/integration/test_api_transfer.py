@@ -15,8 +15,8 @@ import pytest
 
 from podium import xva as xva_lib
 
-from ..serverproc import Api, ApiError, admin_on
-from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
+from ..harness.serverproc import Api, ApiError, admin_on, wait_object
+from ..harness.simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
 from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern
 
 pytestmark = pytest.mark.integration
@@ -38,15 +38,6 @@ async def api(tmp_path, two_pools: Sim) -> AsyncIterator[Api]:
 
 async def objects(api: Api, **filter_: Any) -> dict[str, dict[str, Any]]:
     return await api.call("xo.getAllObjects", {"filter": filter_})  # type: ignore[no-any-return]
-
-
-async def wait_object(api: Api, id_: str) -> dict[str, Any]:
-    for _ in range(200):
-        found = await objects(api, id=id_)
-        if found:
-            return found[id_]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{id_} never appeared")
 
 
 async def pool_ids(api: Api) -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ..serverproc import ApiError, obj, until
+from ..harness.serverproc import ApiError, obj, until
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from ..isoread import blkid, read_iso
-from ..serverproc import ApiError
-from ..simproc import jsonrpc
+from ..harness.isoread import blkid, read_iso
+from ..harness.serverproc import ApiError
+from ..harness.simproc import jsonrpc
 from .test_api_vm import obj, until
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from podium_appliance.layout import Layout
 from podium_appliance.network import Network, static_config
 from podium_appliance.wizard import answers_of
 
-from ..applianceproc import Stack, first_boot, tls_forwarder, wizard_client
+from ..harness.applianceproc import Stack, first_boot, tls_forwarder, wizard_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

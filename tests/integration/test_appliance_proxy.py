@@ -23,9 +23,9 @@ from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout
 from podium_appliance.proxy import Proxy
 
-from ..nginxproc import MB, NGINX, GiB, Nginx, ProxiedApi, start_nginx, trusting, vm_round_trip
-from ..serverproc import ADMIN_EMAIL, Server, connected, free_port, start_server
-from ..simproc import Sim
+from ..harness.nginxproc import MB, NGINX, GiB, Nginx, ProxiedApi, start_nginx, trusting, vm_round_trip
+from ..harness.serverproc import ADMIN_EMAIL, Server, connected, free_port, start_server
+from ..harness.simproc import Sim
 from .test_api_transfer import disk_sr, pool_ids
 
 pytestmark = [

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from podium.xapi import XapiClient, XapiError
 
-from ..cachehelp import master_url, watched
-from ..simproc import start_sim
+from ..harness.cachehelp import master_url, watched
+from ..harness.simproc import start_sim
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..cachehelp import truth, watched
+from ..harness.cachehelp import truth, watched
 
 pytestmark = pytest.mark.integration
 

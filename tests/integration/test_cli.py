@@ -22,9 +22,9 @@ import pytest
 
 from podium.auth.tokens import digest
 
-from ..cliproc import PODIUM, config_of, environ, objects, ok, podium
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Server, free_port, start_server
-from ..simproc import BUNDLED_DB, Sim, jsonrpc, start_sim
+from ..harness.cliproc import PODIUM, config_of, environ, objects, ok, podium
+from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Server, free_port, start_server
+from ..harness.simproc import BUNDLED_DB, Sim, jsonrpc, start_sim
 from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern, put_raw
 
 pytestmark = pytest.mark.integration

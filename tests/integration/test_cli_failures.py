@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ..cliproc import PODIUM, certificate, config_of, environ, fingerprint, ok, podium
-from ..serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, start_server
-from ..simproc import BUNDLED_DB, jsonrpc, start_sim
+from ..harness.cliproc import PODIUM, certificate, config_of, environ, fingerprint, ok, podium
+from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, start_server
+from ..harness.simproc import BUNDLED_DB, jsonrpc, start_sim
 from .test_cli import wait_seen
 from .test_xapisim_transfer import MiB, guest_with_disk, login, put_raw
 

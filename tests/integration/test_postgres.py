@@ -14,8 +14,8 @@ import pytest
 from podium.db import Database, schema
 from podium.db.schema import SchemaError
 
-from ..pgproc import Postgres
-from ..serverproc import ADMIN_EMAIL, Api, ApiError, connected, free_port, start_server
+from ..harness.pgproc import Postgres
+from ..harness.serverproc import ADMIN_EMAIL, Api, ApiError, connected, free_port, start_server
 from ..unit.podium.db.test_schema import ADDED, BROKEN, model_differences
 
 pytestmark = pytest.mark.integration

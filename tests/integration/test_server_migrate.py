@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from podium.db import Base
 
-from ..serverproc import ADMIN_EMAIL, Api, ApiError, free_port, start_server
+from ..harness.serverproc import ADMIN_EMAIL, Api, ApiError, free_port, start_server
 
 pytestmark = pytest.mark.integration
 

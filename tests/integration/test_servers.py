@@ -14,7 +14,7 @@ from podium.db import Database, SecretBox
 from podium.servers import InvalidServer, NoSuchServer, ServerManager
 from podium.xapi import ReadOnly
 
-from ..simproc import Sim
+from ..harness.simproc import Sim
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ async def test_servers_disable_enable_set_and_errors(sim: Sim, tmp_path):
 
 
 async def test_servers_many_pools_share_one_store(tmp_path):
-    from ..simproc import TEST_DBS, start_sim
+    from ..harness.simproc import TEST_DBS, start_sim
 
     sim = start_sim(
         "--db", str(TEST_DBS / "xapidb_app.xml"), "--db", str(TEST_DBS / "tampa-db_inc_snapshots.xml")

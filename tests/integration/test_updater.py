@@ -21,11 +21,11 @@ import pytest
 
 from podium_appliance.update.installer import PHASES, STOP_AT_ENV
 
-from ..httpproxy import ForwardProxy
-from ..pgproc import Postgres
-from ..releaseproc import ADMIN, Appliance, make_appliance, process_state
-from ..serverproc import free_port
-from ..updateproc import ROOT, WHEEL_CACHE, BundleFactory
+from ..harness.httpproxy import ForwardProxy
+from ..harness.pgproc import Postgres
+from ..harness.releaseproc import ADMIN, Appliance, make_appliance, process_state
+from ..harness.serverproc import free_port
+from ..harness.updateproc import ROOT, WHEEL_CACHE, BundleFactory
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -430,7 +430,7 @@ def test_snapshot_of_the_appliance_vm_before_upgrading(
 ) -> None:  # type: ignore[no-untyped-def]
     """The appliance's own VM (its uuid from XenStore ``vm``) is snapshotted through the server before an
     upgrade, and only the newest ``snapshots_keep`` of these snapshots are kept."""
-    from ..serverproc import Api, connected
+    from ..harness.serverproc import Api, connected
 
     async def add_pool() -> str:
         async with Api(f"http://{appliance.server_listen}") as api:

@@ -17,7 +17,7 @@ from podium.xapi import (
     XapiFailure,
 )
 
-from ..simproc import Sim, start_sim
+from ..harness.simproc import Sim, start_sim
 
 pytestmark = pytest.mark.integration
 

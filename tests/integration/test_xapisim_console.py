@@ -24,7 +24,7 @@ import pytest
 from xapisim.screen import BLACK, BLUE, CELL_H, CELL_W, GREY, PALETTE, WHITE, render_text
 from xapisim.terminal import NAME_COL, STATUS_ROW, TOP, banner, hostname_of
 
-from ..simproc import Sim, jsonrpc, start_sim
+from ..harness.simproc import Sim, jsonrpc, start_sim
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ..simproc import Sim, XapiFailure, jsonrpc
+from ..harness.simproc import Sim, XapiFailure, jsonrpc
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from ..simproc import XapiFailure, jsonrpc
+from ..harness.simproc import XapiFailure, jsonrpc
 
 pytestmark = pytest.mark.integration
 

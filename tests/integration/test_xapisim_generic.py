@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from xapisim.datamodel import load_datamodel
 
-from ..simproc import XapiFailure, jsonrpc
+from ..harness.simproc import XapiFailure, jsonrpc
 
 pytestmark = pytest.mark.integration
 DM = load_datamodel()
@@ -77,7 +77,7 @@ json_values = st.recursive(
 
 @pytest.fixture(scope="module")
 def fuzz_sim():
-    from ..simproc import start_sim
+    from ..harness.simproc import start_sim
 
     sim = start_sim("--op-seconds", "0")
     yield sim

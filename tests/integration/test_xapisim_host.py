@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..simproc import Sim, XapiFailure, jsonrpc, start_sim
+from ..harness.simproc import Sim, XapiFailure, jsonrpc, start_sim
 
 pytestmark = pytest.mark.integration
 

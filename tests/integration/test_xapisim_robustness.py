@@ -11,7 +11,7 @@ import xmlrpc.client
 
 import pytest
 
-from ..simproc import TEST_DBS, XapiFailure, jsonrpc, raw_post, start_sim
+from ..harness.simproc import TEST_DBS, XapiFailure, jsonrpc, raw_post, start_sim
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ..simproc import Sim, jsonrpc
+from ..harness.simproc import Sim, jsonrpc
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import XenAPI
 
-from ..simproc import Sim, XapiFailure, jsonrpc
+from ..harness.simproc import Sim, XapiFailure, jsonrpc
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ import pytest
 import xxhash
 import zstandard
 
-from ..simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
+from ..harness.simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..simproc import Sim
+from ..harness.simproc import Sim
 
 pytestmark = pytest.mark.integration
 

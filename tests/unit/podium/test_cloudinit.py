@@ -6,7 +6,7 @@ import pytest
 
 from podium import cloudinit
 
-from ...isoread import blkid, read_iso
+from ...harness.isoread import blkid, read_iso
 
 UUID = "3f1c2a9e-8d4b-4c61-9a0e-5b7d2e4f6a10"
 CONFIG = "#cloud-config\nhostname: web-1\npackages:\n  - htop\nruncmd:\n  - echo 'é ✓' > /root/ok\n"

@@ -9,7 +9,7 @@ import pytest
 
 from podium_appliance.layout import Layout
 
-from ...applianceproc import record
+from ...harness.applianceproc import record
 
 
 @pytest.fixture

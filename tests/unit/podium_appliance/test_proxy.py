@@ -15,7 +15,7 @@ from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout, Settings
 from podium_appliance.proxy import Proxy, listen_addresses, render
 
-from ...nginxproc import NGINX, Nginx
+from ...harness.nginxproc import NGINX, Nginx
 
 LOOPBACK = ["127.0.0.1"]
 

@@ -23,7 +23,7 @@ from podium_appliance import addresses, tls
 from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout, write_atomic
 
-from ...applianceproc import wizard_client
+from ...harness.applianceproc import wizard_client
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from xapisim.datamodel import load_datamodel
 from xapisim.dbdump import DumpError, load_dump
 from xapisim.values import NULL_REF
 
-from ...simproc import BUNDLED_DB, REAL_DUMPS
+from ...harness.simproc import BUNDLED_DB, REAL_DUMPS
 
 assert len(REAL_DUMPS) == 4
 

@@ -13,7 +13,7 @@ from podium_appliance.layout import Layout
 from podium_appliance.update.bundle import write_bundle
 from podium_appliance.update.signing import Keyring, generate_private_key, write_keyring
 
-from ....updateproc import BundleFactory
+from ....harness.updateproc import BundleFactory
 from .helpers import fields, payload_dir
 
 

@@ -12,7 +12,7 @@ from podium_appliance.update.bundle import extract_payload, verify_bundle
 from podium_appliance.update.channel import verify_index
 from podium_appliance.update.signing import Keyring
 
-from ....updateproc import MAKE_BUNDLE
+from ....harness.updateproc import MAKE_BUNDLE
 
 # The first build on a machine builds the dependencies' wheels (build/wheels); later ones take seconds.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

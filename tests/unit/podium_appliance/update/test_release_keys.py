@@ -17,7 +17,7 @@ from podium_appliance.update.signing import (
     sign,
 )
 
-from ....updateproc import ROOT
+from ....harness.updateproc import ROOT
 
 SCRIPT = ROOT / "scripts" / "release_keys.py"
 

@@ -37,7 +37,7 @@ from podium_appliance.layout import Layout, write_atomic
 from podium_appliance.proxy import render
 
 from .procstat import status_kb
-from .serverproc import Api, free_port
+from .serverproc import Api, free_port, wait_object
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MIME_TYPES = Path("/etc/nginx/mime.types")
@@ -379,8 +379,6 @@ async def vm_round_trip(
     """Import a VM with a ``size`` disk full of data through nginx (the API's $sendTo, streamed, a
     Content-Length given), wait until the server sees it, then export it through nginx ($getFrom).
     With ``straight`` (the server's own URL), the same without nginx, for comparison."""
-    from .integration.test_api_transfer import wait_object
-
     via = "straight to the server" if straight else "through nginx"
 
     ova = xva_lib.vm_ova(name, size=size)

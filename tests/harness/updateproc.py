@@ -27,7 +27,7 @@ from podium_appliance.update.signing import (
     write_private_key,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAKE_BUNDLE = ROOT / "scripts" / "make_bundle.py"
 MAKE_CHANNEL = ROOT / "scripts" / "make_channel.py"
 WHEEL_CACHE = ROOT / "build" / "wheels"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-FILTER_JS = Path(__file__).parents[3] / "server" / "podium" / "web" / "static" / "filter.js"
+FILTER_JS = Path(__file__).parents[4] / "server" / "podium" / "web" / "static" / "filter.js"
 GIB = 2**30
 
 VMS = [

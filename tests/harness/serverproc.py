@@ -186,3 +186,8 @@ async def until(api: Api, id_: str, check: Any, timeout: float = 20.0) -> dict[s
             return o
         assert asyncio.get_running_loop().time() < deadline, f"{id_} never reached the expected state: {o}"
         await asyncio.sleep(0.05)
+
+
+async def wait_object(api: Api, id_: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The object once the signed-in user sees it."""
+    return await until(api, id_, lambda _o: True, timeout)

@@ -15,7 +15,7 @@ from podium.xva import DiskData, DiskEnd, DiskGap, End, Header, XvaParser
 
 MiB = 1024 * 1024
 REAL_XVA = (
-    Path(__file__).resolve().parents[2] / "data" / "xva" / "vmexport.xva"
+    Path(__file__).resolve().parents[3] / "data" / "xva" / "vmexport.xva"
 )  # see tests/data/xva/README.md
 XVA_IMG = shutil.which("xva-img")
 needs_xva_img = pytest.mark.skipif(

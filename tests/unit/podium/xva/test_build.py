@@ -35,7 +35,7 @@ from .xvahelp import (
     xva_img_disk,
 )
 
-XENAPI_JSON = Path(__file__).resolve().parents[3] / "server" / "xapisim" / "data" / "xenapi.json"
+XENAPI_JSON = Path(__file__).resolve().parents[4] / "server" / "xapisim" / "data" / "xenapi.json"
 
 
 def _disk(tmp_path: Path, size: int = 10 * MiB + 512) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_DB = ROOT / "server" / "xapisim" / "data" / "tampa-poolof16and23-xapi-db.xml"
 TEST_DBS = ROOT / "tests" / "data" / "xapi-db"
 REAL_DUMPS = sorted([BUNDLED_DB, *TEST_DBS.glob("*.xml")])

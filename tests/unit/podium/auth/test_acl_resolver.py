@@ -10,7 +10,7 @@ from podium.cache import KEPT_CLASSES, ObjectCache, PoolCache
 from xapisim.datamodel import load_datamodel
 from xapisim.dbdump import load_dump
 
-from ...simproc import TEST_DBS
+from ....harness.simproc import TEST_DBS
 
 
 @cache

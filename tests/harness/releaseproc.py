@@ -1,6 +1,6 @@
 """An appliance under a root folder, as the updater sees it: releases installed from real bundles (each with
 its own venv), the server run from ``opt/podium/current`` and stopped or started the way systemd would (by
-tests/service_standin.py), the updater run as its command or as its service.
+tests/harness/service_standin.py), the updater run as its command or as its service.
 """
 
 from __future__ import annotations
