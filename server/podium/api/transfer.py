@@ -16,9 +16,11 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
+from .. import jsonrpc
 from ..errors import PodiumError
 from ..xapi import XapiError, XapiFailure
 from ..xapi.stream import Download, pieces
@@ -107,8 +109,12 @@ def error_response(e: Exception) -> web.Response:
     else:
         err = PodiumError(f"the transfer failed: {e}")
     status = err.status if err.status >= 400 else 500
-    body = {"jsonrpc": "2.0", "id": 0, "error": {"code": err.code, "message": err.message, "data": err.data}}
-    return web.json_response(body, status=status)
+    return web.json_response(jsonrpc.error(0, err.code, err.message, err.data), status=status)
+
+
+def upload_answer(value: Any) -> web.Response:
+    """What an upload to a ``$sendTo`` path answers when it succeeded: the method's result."""
+    return web.json_response(jsonrpc.result(0, value))
 
 
 def attachment(name: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
+from .. import jsonrpc
 from ..auth.acls import ancestors, granted_by
 from ..cache import Batch
 from .context import Context, Services
@@ -28,7 +29,7 @@ QUEUE_SIZE = 1024  # messages waiting for one client before it is dropped
 def _notification(kind: str, items: dict[str, Any]) -> dict[str, Any]:
     if kind == "exit":
         items = dict.fromkeys(items, 0)  # xo-server sends 0 for each object that left
-    return {"jsonrpc": "2.0", "method": "all", "params": {"type": kind, "items": items}}
+    return jsonrpc.notification("all", {"type": kind, "items": items})
 
 
 class ClientConnection:
@@ -154,29 +155,20 @@ class ClientConnection:
         try:
             msg = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            self.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "invalid JSON"}})
+            self.send(jsonrpc.error(None, -32700, "invalid JSON"))
             return
         if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
-            self.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {"code": -32600, "message": "invalid JSON-RPC request"},
-                }
-            )
+            self.send(jsonrpc.error(None, -32600, "invalid JSON-RPC request"))
             return
         req_id = msg.get("id")
         try:
             result = await call(self.ctx, msg["method"], msg.get("params"))
         except ApiError as e:
             if req_id is not None:
-                error: dict[str, Any] = {"code": e.code, "message": e.message}
-                if e.data is not None:
-                    error["data"] = e.data
-                self.send({"jsonrpc": "2.0", "id": req_id, "error": error})
+                self.send(jsonrpc.error(req_id, e.code, e.message, e.data))
             return
         if req_id is not None:
-            self.send({"jsonrpc": "2.0", "id": req_id, "result": result})
+            self.send(jsonrpc.result(req_id, result))
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:

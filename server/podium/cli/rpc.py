@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from .. import net
+from .. import jsonrpc, net
 from .errors import ConnectError, RpcError, UsageError
 
 CONNECT_TIMEOUT = 30.0
@@ -201,7 +201,7 @@ class ApiConnection:
         call_id = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        message = {"jsonrpc": "2.0", "id": call_id, "method": method, "params": params or {}}
+        message = jsonrpc.request(call_id, method, params or {})
         try:
             await self.ws.send_str(json.dumps(message))
         except (aiohttp.ClientError, ConnectionError) as e:

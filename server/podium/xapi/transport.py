@@ -18,7 +18,7 @@ from xml.parsers.expat import ExpatError
 import aiohttp
 import orjson
 
-from .. import net
+from .. import jsonrpc, net
 from ..gcpause import bulk
 from ..net import Endpoint, format_fingerprint, peer_fingerprint
 from .errors import CallTimeout, ProtocolError, TlsError, Unreachable, XapiFailure
@@ -100,7 +100,7 @@ class Transport:
             raise ProtocolError(f"{self.endpoint} sent a broken HTTP reply: {e}") from e
 
     async def _json(self, method: str, params: list[Any], timeout: float) -> Any:
-        req = {"jsonrpc": "2.0", "method": method, "params": params, "id": next(_ids)}
+        req = jsonrpc.request(next(_ids), method, params)
         status, ctype, body = await self._post("/jsonrpc", orjson.dumps(req), "application/json", timeout)
         if not ctype.startswith("application/json"):
             if self.protocol is None:

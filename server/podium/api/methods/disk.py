@@ -11,7 +11,7 @@ from ...xapi.stream import download, upload
 from ..context import Context
 from ..errors import ApiError, invalid
 from ..registry import Resolve, api
-from ..transfer import error_response, relay_download, request_body
+from ..transfer import error_response, relay_download, request_body, upload_answer
 from .common import created
 
 
@@ -104,7 +104,7 @@ async def import_content(ctx: Context, id: dict[str, Any], format: str = "raw") 
             )
         except XapiError as e:
             return error_response(e)
-        return web.json_response({"jsonrpc": "2.0", "id": 0, "result": True})
+        return upload_answer(True)
 
     path = ctx.services.transfers.register(
         handler, upload=True, what=f"disk.importContent {id['id']}", user=ctx.who

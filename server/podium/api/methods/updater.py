@@ -17,7 +17,7 @@ from aiohttp import web
 from ...errors import PodiumError
 from ..context import Context
 from ..registry import api
-from ..transfer import error_response
+from ..transfer import error_response, upload_answer
 
 
 class UpdaterUnavailable(PodiumError):
@@ -101,7 +101,7 @@ async def upload(ctx: Context) -> Any:
             answer = await relay(socket, "PUT", "/upload", data=request.content)
         except PodiumError as e:
             return error_response(e)
-        return web.json_response({"jsonrpc": "2.0", "id": 0, "result": answer})
+        return upload_answer(answer)
 
     path = ctx.services.transfers.register(handler, upload=True, what="updater.upload", user=ctx.who)
     return {"$sendTo": path}

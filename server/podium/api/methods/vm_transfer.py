@@ -23,7 +23,7 @@ from ...xapi.task import task_refs
 from ..context import Context
 from ..errors import ApiError, invalid
 from ..registry import Resolve, api
-from ..transfer import error_response, relay_download, request_body
+from ..transfer import error_response, relay_download, request_body, upload_answer
 from .common import created, xapi, xapi_task
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ async def import_(ctx: Context, sr: dict[str, Any], type: str = "xva", url: str 
             uuid = await _new_vm(ctx, sr, result)
         except (XapiError, ApiError) as e:
             return error_response(e)
-        return web.json_response({"jsonrpc": "2.0", "id": 0, "result": uuid})
+        return upload_answer(uuid)
 
     path = ctx.services.transfers.register(
         handler, upload=True, what=f"vm.import into {sr['id']}", user=ctx.who
