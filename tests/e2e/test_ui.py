@@ -265,8 +265,10 @@ def test_export_a_vm_as_a_download_and_import_it_back_with_progress(server: Serv
     # A slow uplink (Chromium's own network throttling), so the upload lasts long enough to see its progress.
     cdp = page.context.new_cdp_session(page)
     rate = max(64 << 10, xva.stat().st_size // 4)  # bytes/s
-    cdp.send("Network.emulateNetworkConditions",
-             {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": rate})  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": rate},
+    )
     page.click("#import-vm")
     page.set_input_files("#import-file", xva)
     page.locator("dialog").get_by_role("button", name="Import").click()
@@ -278,8 +280,10 @@ def test_export_a_vm_as_a_download_and_import_it_back_with_progress(server: Serv
     expect(page.locator("#object-title")).to_contain_text(
         target["name_label"], timeout=60_000
     )  # the new VM's page
-    cdp.send("Network.emulateNetworkConditions",
-             {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})  # fmt: skip
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     expect(progress).to_have_count(0)
     new_id = page.url.rsplit("/", 1)[1]
     assert new_id != target["id"] and len(vms(server)) == before + 1

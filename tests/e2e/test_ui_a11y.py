@@ -11,8 +11,15 @@ from .test_ui import halt, sign_in, vms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
-PAGES = ["#/home/VM", "#/home/host", "#/new-vm", "#/settings/servers", "#/settings/users", "#/settings/acls",
-         "#/settings/updates"]  # fmt: skip
+PAGES = [
+    "#/home/VM",
+    "#/home/host",
+    "#/new-vm",
+    "#/settings/servers",
+    "#/settings/users",
+    "#/settings/acls",
+    "#/settings/updates",
+]
 
 # Controls without an accessible name: no label, aria-label, aria-labelledby, title or text.
 UNNAMED = """() => {

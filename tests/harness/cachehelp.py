@@ -60,8 +60,11 @@ class Watched:
             if self.objects.objects == expected:
                 return {}
             if time.monotonic() > deadline:
-                diff = {k for k in expected.keys() | self.objects.objects.keys()
-                        if expected.get(k) != self.objects.objects.get(k)}  # fmt: skip
+                diff = {
+                    k
+                    for k in expected.keys() | self.objects.objects.keys()
+                    if expected.get(k) != self.objects.objects.get(k)
+                }
                 return {k: (expected.get(k), self.objects.objects.get(k)) for k in sorted(diff)[:3]}
             await asyncio.sleep(0.2)
 

@@ -25,12 +25,18 @@ def environ(home: Path, **extra: str) -> dict[str, str]:
     return {**env, "XDG_CONFIG_HOME": str(home), **extra}
 
 
-def podium(*args: str, home: Path, input: str | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def podium(
+    *args: str, home: Path, input: str | None = None, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``podium ARGS`` and wait; a traceback on stderr fails the test unless ``--traceback`` was asked."""
     r = subprocess.run(
-        [str(PODIUM), *args], capture_output=True, text=True, input=input if input is not None else "",
-        env=environ(home, **env), timeout=timeout,
-    )  # fmt: skip
+        [str(PODIUM), *args],
+        capture_output=True,
+        text=True,
+        input=input if input is not None else "",
+        env=environ(home, **env),
+        timeout=timeout,
+    )
     if "--traceback" not in args:
         assert "Traceback" not in r.stderr, r.stderr
     return r
@@ -54,9 +60,11 @@ def objects(home: Path, *filters: str) -> list[dict[str, Any]]:
 
 
 def certificate(
-    directory: Path, name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
+    directory: Path,
+    name: str,
+    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None = None,
     ca: bool = False,
-) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:  # fmt: skip
+) -> tuple[Path, Path, x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A certificate for 127.0.0.1 and localhost (self-signed unless ``issuer``): (cert file, key file, …)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])

@@ -45,8 +45,13 @@ class Postgres:
     def psql(self, sql: str, database: str = "podium", *, superuser: bool = False) -> str:
         """Run SQL; what psql printed (unaligned, tuples only)."""
         url = self.url(database, "", superuser=superuser)
-        done = subprocess.run([pg_bin("psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                              capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+        done = subprocess.run(
+            [pg_bin("psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -80,22 +85,54 @@ def start_postgres() -> Postgres:
     if as_user:
         os.chown(pwfile, owner.pw_uid, owner.pw_gid)
     data = folder / "data"
-    done = subprocess.run([*as_user, pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
-                           f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            *as_user,
+            pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     pwfile.unlink()
     port = free_port()
     log = (folder / "postgres.log").open("wb")
-    argv = [*as_user, pg_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
-            "-k", str(folder), "-c", "fsync=off", "-c", "logging_collector=off"]  # fmt: skip
+    argv = [
+        *as_user,
+        pg_bin("postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+        "-k",
+        str(folder),
+        "-c",
+        "fsync=off",
+        "-c",
+        "logging_collector=off",
+    ]
     with log:
         proc = subprocess.Popen(argv, stdout=log, stderr=log)
     server = Postgres(folder, port, superpass, password, proc)
     deadline = time.monotonic() + 30
     while True:
-        ready = subprocess.run([pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True,
-                               check=False)  # fmt: skip
+        ready = subprocess.run(
+            [pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False
+        )
         if ready.returncode == 0:
             break
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -185,8 +185,10 @@ async def test_api_works_with_xo_lib_unchanged(server, sim):
     proc = await asyncio.to_thread(
         subprocess.run,
         [node, str(XO_LIB_PROBE), server.url, ADMIN_EMAIL, ADMIN_PASSWORD, vm["id"]],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0, (lines[-1:], proc.stderr[-1500:])
     events = {line["event"]: line for line in lines}

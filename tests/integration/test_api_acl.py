@@ -77,8 +77,11 @@ async def test_acl_user_sees_and_acts_only_within_their_rights(tmp_path, sim):
             await bob.call("vm.stop", {"id": mine["id"], "force": True})
             for _ in range(100):
                 notes = await drain(bob)
-                if any(n["params"]["items"].get(mine["id"], {}).get("power_state") == "Halted" for n in notes
-                       if n["params"]["type"] == "enter"):  # fmt: skip
+                if any(
+                    n["params"]["items"].get(mine["id"], {}).get("power_state") == "Halted"
+                    for n in notes
+                    if n["params"]["type"] == "enter"
+                ):
                     break
             else:
                 raise AssertionError("bob never saw his VM stop")

@@ -26,8 +26,11 @@ scalars = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
 )
-values = st.recursive(scalars, lambda v: st.lists(v, max_size=3) | st.dictionaries(st.text(max_size=6), v, max_size=3),
-                      max_leaves=5)  # fmt: skip
+values = st.recursive(
+    scalars,
+    lambda v: st.lists(v, max_size=3) | st.dictionaries(st.text(max_size=6), v, max_size=3),
+    max_leaves=5,
+)
 
 
 @st.composite

@@ -31,8 +31,11 @@ async def test_api_objects_namespaces(podium_api, sim):
     pool = await first(api, "pool")
     await api.call("pool.set", {"id": pool["id"], "name_label": "production"})
     await until(api, pool["id"], lambda o: o["name_label"] == "production")
-    srs = [s for s in (await api.call("xo.getAllObjects", {"filter": {"type": "SR"}})).values()
-           if s["content_type"] != "iso" and s["size"] > 0]  # fmt: skip
+    srs = [
+        s
+        for s in (await api.call("xo.getAllObjects", {"filter": {"type": "SR"}})).values()
+        if s["content_type"] != "iso" and s["size"] > 0
+    ]
     target = next(s for s in srs if s["id"] != pool.get("default_SR"))
     await api.call("pool.setDefaultSr", {"sr": target["id"]})
     await until(api, pool["id"], lambda o: o["default_SR"] == target["id"])

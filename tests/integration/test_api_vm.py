@@ -31,16 +31,28 @@ async def test_api_vm_methods_change_what_they_say(podium_api):
 
     await api.call("vm.stop", {"id": vid, "force": True})
     await until(api, vid, lambda o: o["power_state"] == "Halted")
-    await api.call("vm.set", {"id": vid, "name_label": "renamed", "CPUs": 2, "memory": 512 << 20,
-                              "tags": ["prod"], "auto_poweron": True})  # fmt: skip
+    await api.call(
+        "vm.set",
+        {
+            "id": vid,
+            "name_label": "renamed",
+            "CPUs": 2,
+            "memory": 512 << 20,
+            "tags": ["prod"],
+            "auto_poweron": True,
+        },
+    )
     o = await until(api, vid, lambda o: o["name_label"] == "renamed" and o["auto_poweron"] is True)
     assert o["CPUs"]["number"] == 2 and o["memory"]["size"] == 512 << 20 and o["tags"] == ["prod"]
     await api.call("vm.revert", {"snapshot": snap})
 
     clone = await api.call("vm.clone", {"id": vid, "name": "twin"})
     assert (await obj(api, clone))["name_label"] == "twin"
-    sr = next(s for s in (await api.call("xo.getAllObjects", {"filter": {"type": "SR"}})).values()
-              if s["content_type"] != "iso" and s["size"] > 0)  # fmt: skip
+    sr = next(
+        s
+        for s in (await api.call("xo.getAllObjects", {"filter": {"type": "SR"}})).values()
+        if s["content_type"] != "iso" and s["size"] > 0
+    )
     copy = await api.call("vm.copy", {"vm": vid, "sr": sr["id"], "name": "far twin"})
     copied = await obj(api, copy)
     disks = [await obj(api, (await obj(api, b))["VDI"]) for b in copied["$VBDs"]]
@@ -55,8 +67,11 @@ async def test_api_vm_methods_change_what_they_say(podium_api):
     else:
         raise AssertionError("the copy or its disks are still there")
 
-    iso = next(v for v in (await api.call("xo.getAllObjects", {"filter": {"type": "VDI"}})).values()
-               if v["name_label"] == "xs-tools.iso")  # fmt: skip
+    iso = next(
+        v
+        for v in (await api.call("xo.getAllObjects", {"filter": {"type": "VDI"}})).values()
+        if v["name_label"] == "xs-tools.iso"
+    )
     await api.call("vm.insertCd", {"id": clone, "cd_id": iso["id"]})
     c = await until(api, clone, lambda o: len(o["$VBDs"]) > 1)
     await api.call("vm.ejectCd", {"id": clone})

@@ -26,12 +26,22 @@ async def test_api_vm_create_from_a_template(podium_api):
     iso = next(o for o in every.values() if o["type"] == "VDI" and o["name_label"] == "xs-tools.iso")
     before = {i for i, o in every.items() if o["type"] in ("VM", "VDI", "VBD", "VIF")}
 
-    vm_id = await api.call("vm.create", {
-        "name_label": "web-1", "name_description": "front end", "template": template["id"], "CPUs": 2,
-        "memory": 1 << 30, "sr": sr["id"], "VDIs": [{"size": 2 << 30, "SR": other_sr["id"], "name_label": "data"}],
-        "VIFs": [{"network": network["id"]}, {"network": network["id"], "mac": "02:00:00:00:00:42"}],
-        "installation": {"method": "cdrom", "repository": iso["id"]}, "tags": ["web"], "bootAfterCreate": True,
-    })  # fmt: skip
+    vm_id = await api.call(
+        "vm.create",
+        {
+            "name_label": "web-1",
+            "name_description": "front end",
+            "template": template["id"],
+            "CPUs": 2,
+            "memory": 1 << 30,
+            "sr": sr["id"],
+            "VDIs": [{"size": 2 << 30, "SR": other_sr["id"], "name_label": "data"}],
+            "VIFs": [{"network": network["id"]}, {"network": network["id"], "mac": "02:00:00:00:00:42"}],
+            "installation": {"method": "cdrom", "repository": iso["id"]},
+            "tags": ["web"],
+            "bootAfterCreate": True,
+        },
+    )
     vm = await until(api, vm_id, lambda o: o["power_state"] == "Running")
     assert vm["type"] == "VM" and vm["name_description"] == "front end" and vm["tags"] == ["web"]
     assert vm["CPUs"]["number"] == 2 and vm["memory"]["size"] == 1 << 30
@@ -45,8 +55,10 @@ async def test_api_vm_create_from_a_template(podium_api):
 
     # An unknown network is refused before anything is made.
     with pytest.raises(ApiError) as e:
-        await api.call("vm.create", {"name_label": "bad", "template": template["id"],
-                                     "VIFs": [{"network": "no-such-network"}]})  # fmt: skip
+        await api.call(
+            "vm.create",
+            {"name_label": "bad", "template": template["id"], "VIFs": [{"network": "no-such-network"}]},
+        )
     assert e.value.code == 1
     after = await api.call("xo.getAllObjects")
     made = {i for i, o in after.items() if o["type"] in ("VM", "VDI", "VBD", "VIF")} - before
@@ -89,10 +101,17 @@ async def test_api_vm_create_with_a_cloud_config(podium_api, sim, tmp_path):
     template = disk_template(every)
     sr = next(o for o in every.values() if o["type"] == "SR" and o["content_type"] != "iso" and o["size"] > 0)
 
-    vm_id = await api.call("vm.create", {
-        "name_label": "web-1", "template": template["id"], "sr": sr["id"], "cloudConfig": CLOUD_CONFIG,
-        "networkConfig": NETWORK_CONFIG, "coreOs": False,
-    })  # fmt: skip
+    vm_id = await api.call(
+        "vm.create",
+        {
+            "name_label": "web-1",
+            "template": template["id"],
+            "sr": sr["id"],
+            "cloudConfig": CLOUD_CONFIG,
+            "networkConfig": NETWORK_CONFIG,
+            "coreOs": False,
+        },
+    )
     vm = await until(api, vm_id, lambda o: len(o["$VBDs"]) == len(template["template_info"]["disks"]) + 1)
     vbds = [await obj(api, b) for b in vm["$VBDs"]]
     disks = {b["id"]: await obj(api, b["VDI"]) for b in vbds}
@@ -104,7 +123,8 @@ async def test_api_vm_create_with_a_cloud_config(podium_api, sim, tmp_path):
     # The VBD as Xen Orchestra's VBD_create makes it, read from the pool itself.
     url, session = xapi_session(sim)
     vbd = jsonrpc(url, "VBD.get_record", session, jsonrpc(url, "VBD.get_by_uuid", session, drive_vbd["id"]))
-    assert (vbd["type"], vbd["mode"], vbd["bootable"], vbd["unpluggable"], vbd["empty"]) == ("Disk", "RW", False, False, False)  # fmt: skip
+    kind = (vbd["type"], vbd["mode"], vbd["bootable"], vbd["unpluggable"], vbd["empty"])
+    assert kind == ("Disk", "RW", False, False, False)
     others = {b["position"] for b in vbds if b["id"] != drive_vbd["id"]}
     assert vbd["userdevice"] == min(str(n) for n in range(255) if str(n) not in others and n != 3)
 
@@ -135,8 +155,11 @@ async def test_api_vm_create_rolls_back_after_a_failure_midway(podium_api, sim):
     api = podium_api
     every = await api.call("xo.getAllObjects")
     template = disk_template(every)
-    bare = next(o for o in every.values() if o["type"] == "VM-template" and not o["template_info"]["disks"]
-                and not o["$VBDs"])  # fmt: skip
+    bare = next(
+        o
+        for o in every.values()
+        if o["type"] == "VM-template" and not o["template_info"]["disks"] and not o["$VBDs"]
+    )
     url, session = xapi_session(sim)
     before = pool_refs(url, session)
     seen = {i for i, o in every.items() if o["type"] in ("VM", "VDI", "VBD", "VIF")}
@@ -144,17 +167,34 @@ async def test_api_vm_create_rolls_back_after_a_failure_midway(podium_api, sim):
     drive = "the cloud config drive could not be made: "
     cases = [
         # the drive's upload fails once its bytes were sent: its disk exists, attached to nothing
-        ({"method": "/import_raw_vdi", "error": ["SR_FULL", "10485760", "0"]}, {}, 21, drive + "SR_FULL(10485760, 0)"),
+        (
+            {"method": "/import_raw_vdi", "error": ["SR_FULL", "10485760", "0"]},
+            {},
+            21,
+            drive + "SR_FULL(10485760, 0)",
+        ),
         # attaching the filled drive fails
-        ({"method": "VBD.create", "error": ["INTERNAL_ERROR", "injected"]}, {}, 21, drive + "INTERNAL_ERROR(injected)"),
+        (
+            {"method": "VBD.create", "error": ["INTERNAL_ERROR", "injected"]},
+            {},
+            21,
+            drive + "INTERNAL_ERROR(injected)",
+        ),
         # the VM, its disks and its drive all exist when its start fails (XO's noHostsAvailable, code 7)
-        ({"method": "VM.start", "error": ["NO_HOSTS_AVAILABLE"]}, {"bootAfterCreate": True}, 7, "NO_HOSTS_AVAILABLE()"),
-    ]  # fmt: skip
+        (
+            {"method": "VM.start", "error": ["NO_HOSTS_AVAILABLE"]},
+            {"bootAfterCreate": True},
+            7,
+            "NO_HOSTS_AVAILABLE()",
+        ),
+    ]
     for fault, extra, code, message in cases:
         sim.ctl("POST", "/faults", fault)
         with pytest.raises(ApiError) as e:
-            await api.call("vm.create", {"name_label": "half-made", "template": template["id"],
-                                         "cloudConfig": CLOUD_CONFIG, **extra})  # fmt: skip
+            await api.call(
+                "vm.create",
+                {"name_label": "half-made", "template": template["id"], "cloudConfig": CLOUD_CONFIG, **extra},
+            )
         assert e.value.code == code and str(e.value).startswith(message), e.value
         assert e.value.data == {"code": fault["error"][0], "params": fault["error"][1:]}
         assert sim.ctl("GET", "/faults") == [], "the fault did not fire"

@@ -44,8 +44,11 @@ def fault_sim():
 async def vm_action(sim, what: str, rng: random.Random) -> None:
     c = XapiClient(master_url(sim), sim.user, sim.password)
     try:
-        vms = {r: v for r, v in (await c.call("VM.get_all_records")).items()
-               if not v["is_a_template"] and not v["is_control_domain"]}  # fmt: skip
+        vms = {
+            r: v
+            for r, v in (await c.call("VM.get_all_records")).items()
+            if not v["is_a_template"] and not v["is_control_domain"]
+        }
         ref = rng.choice(sorted(vms))
         if what == "cycle":
             if vms[ref]["power_state"] == "Running":

@@ -47,8 +47,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         home = tmp_path_factory.mktemp("admin")
         ok("--register", server.url, ADMIN_EMAIL, ADMIN_PASSWORD, home=home)
         master = sim.master(0)
-        added = ok("server.add", f"host={master.url}", f"username={sim.user}", f"password={sim.password}",
-                   "label=simulated", home=home)  # fmt: skip
+        added = ok(
+            "server.add",
+            f"host={master.url}",
+            f"username={sim.user}",
+            f"password={sim.password}",
+            "label=simulated",
+            home=home,
+        )
         for _ in range(100):
             if objects(home, "type=pool"):
                 break
@@ -118,8 +124,9 @@ def test_register_keeps_a_token_never_the_password(setup: Setup, tmp_path: Path)
 
 def test_tokens_created_given_expired_and_revoked(setup: Setup, tmp_path: Path) -> None:
     maker, user, other = tmp_path / "maker", tmp_path / "user", tmp_path / "other"
-    r = podium("--createToken", setup.server.url, ADMIN_EMAIL, ADMIN_PASSWORD, "--expiresIn", "2 hours",
-               home=maker)  # fmt: skip
+    r = podium(
+        "--createToken", setup.server.url, ADMIN_EMAIL, ADMIN_PASSWORD, "--expiresIn", "2 hours", home=maker
+    )
     assert r.returncode == 0 and "Authentication token created" in r.stderr
     token = r.stdout.strip()
     assert re.fullmatch(r"[\w-]{20,}", token) and not (maker / "podium").exists()
@@ -145,8 +152,13 @@ def test_tokens_created_given_expired_and_revoked(setup: Setup, tmp_path: Path) 
 
 
 def test_refusals_say_what_to_do(setup: Setup, tmp_path: Path) -> None:
-    ok("user.create", "email=bob@podium.test", "password=bob's long password", "permission=none",
-       home=setup.home)  # fmt: skip
+    ok(
+        "user.create",
+        "email=bob@podium.test",
+        "password=bob's long password",
+        "permission=none",
+        home=setup.home,
+    )
     r = podium("register", setup.server.url, "bob@podium.test", "wrong password", home=tmp_path)
     assert r.returncode == 4 and "refused bob@podium.test" in r.stderr and not (tmp_path / "podium").exists()
     port = free_port()
@@ -210,8 +222,12 @@ def test_export_and_import_round_trip(setup: Setup, tmp_path: Path) -> None:
     r = podium("vm.export", f"vm={vm}", f"@={xva}", home=setup.home)
     assert r.returncode == 0 and f"saved {xva}" in r.stderr
     assert xva.stat().st_size > len(data) // 2 and not list(tmp_path.glob(".*part"))
-    streamed = subprocess.run([str(PODIUM), "vm.export", f"vm={vm}", "@=-"], capture_output=True,
-                              env=environ(setup.home), timeout=60)  # fmt: skip
+    streamed = subprocess.run(
+        [str(PODIUM), "vm.export", f"vm={vm}", "@=-"],
+        capture_output=True,
+        env=environ(setup.home),
+        timeout=60,
+    )
     assert streamed.returncode == 0 and streamed.stdout[257:262] == b"ustar"  # a tar stream on stdout
     (tmp_path / "dir").mkdir()
     ok("vm.export", f"vm={vm}", f"@={tmp_path}/dir/", home=setup.home)
@@ -247,8 +263,13 @@ def test_bad_files_are_refused_and_leave_nothing(setup: Setup, tmp_path: Path) -
     assert r.returncode == 1 and "truncated" in r.stderr, r.stderr
     assert len(jsonrpc(url, "VM.get_all", s)) == before
     # From a pipe, the length is unknown: the pool is told where the data ended, and does not wait for more.
-    piped = subprocess.run([str(PODIUM), "vm.import", f"sr={sr}", "@=-"], input=cut.read_bytes(),
-                           capture_output=True, env=environ(setup.home), timeout=60)  # fmt: skip
+    piped = subprocess.run(
+        [str(PODIUM), "vm.import", f"sr={sr}", "@=-"],
+        input=cut.read_bytes(),
+        capture_output=True,
+        env=environ(setup.home),
+        timeout=60,
+    )
     assert piped.returncode == 1 and b"truncated" in piped.stderr, piped.stderr
     assert "started (length unknown)" in setup.server.log()
     assert len(jsonrpc(url, "VM.get_all", s)) == before
@@ -296,8 +317,13 @@ def test_interrupted_upload_exits_and_the_pool_keeps_nothing(
     ok("vm.export", f"vm={vm}", f"@={xva}", home=setup.home)
     url, s = login(setup.sim)
     before = set(jsonrpc(url, "VM.get_all", s))
-    proc = subprocess.Popen([str(PODIUM), "vm.import", f"sr={disk_sr(setup.home)}", "@=-"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=False, env=environ(setup.home))  # fmt: skip
+    proc = subprocess.Popen(
+        [str(PODIUM), "vm.import", f"sr={disk_sr(setup.home)}", "@=-"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=False,
+        env=environ(setup.home),
+    )
     assert proc.stdin is not None
     proc.stdin.write(xva.read_bytes()[: 2 * MiB])
     proc.stdin.flush()

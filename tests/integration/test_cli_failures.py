@@ -83,8 +83,12 @@ def test_download_cut_midway_says_so_and_keeps_nothing(tmp_path: Path) -> None:
         out = tmp_path / "out"
         out.mkdir()
         (out / "vm.xva").write_bytes(b"an older export, kept")
-        proc = subprocess.Popen([str(PODIUM), "vm.export", f"vm={vm}", f"@={out}/vm.xva"],
-                                stderr=subprocess.PIPE, text=True, env=environ(home))  # fmt: skip
+        proc = subprocess.Popen(
+            [str(PODIUM), "vm.export", f"vm={vm}", f"@={out}/vm.xva"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ(home),
+        )
         for _ in range(200):  # once the download is under way, freeze the client: the stream stalls
             parts = list(out.glob(".*.part"))
             if parts and parts[0].stat().st_size > 4 * MiB:

@@ -56,8 +56,9 @@ async def test_an_added_revision_then_a_failing_one_then_a_newer_release(
     database = db.rsplit("/", 1)[1]
     await schema.upgrade(db)
     assert (await schema.state(db)).current == "0002"
-    assert "note" in pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'servers'",
-                             database)  # fmt: skip
+    assert "note" in pg.psql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'servers'", database
+    )
     kept = tables(pg, database)
 
     # PostgreSQL's DDL is transactional: the failed revision's table is gone with it

@@ -129,9 +129,16 @@ async def test_issue_token_signs_the_updater_in_on_a_running_server(tmp_path):
             )
 
         short = await asyncio.to_thread(
-            podium_server, data, "issue-token", "--email", ADMIN_EMAIL.upper(), "--ttl", "120",
-            "--description", "updater health check",
-        )  # fmt: skip
+            podium_server,
+            data,
+            "issue-token",
+            "--email",
+            ADMIN_EMAIL.upper(),
+            "--ttl",
+            "120",
+            "--description",
+            "updater health check",
+        )
         assert short.returncode == 0, short.stderr
         async with Api(srv.url) as api:
             await api.call("session.signIn", {"token": short.stdout.strip()})

@@ -36,9 +36,16 @@ def test_fingerprint_must_be_sha256():
 
 @pytest.mark.parametrize(
     ("method", "write"),
-    [("VM.get_record", False), ("event.from", False), ("session.logout", False), ("VM.start", True),
-     ("Async.VM.get_all", False), ("Async.VM.clone", True), ("VM.set_name_label", True)],
-)  # fmt: skip
+    [
+        ("VM.get_record", False),
+        ("event.from", False),
+        ("session.logout", False),
+        ("VM.start", True),
+        ("Async.VM.get_all", False),
+        ("Async.VM.clone", True),
+        ("VM.set_name_label", True),
+    ],
+)
 def test_read_only_tells_writes_from_reads(method, write):
     assert is_write(method) is write
 

@@ -7,10 +7,22 @@ def records():
     pool = {"uuid": "p-uuid", "name_label": "p", "master": "OpaqueRef:h", "default_SR": "OpaqueRef:sr"}
     host = {"uuid": "h-uuid", "name_label": "h", "metrics": "OpaqueRef:NULL"}
     sr = {"uuid": "sr-uuid", "name_label": "local", "PBDs": [], "VDIs": [], "shared": False}
-    vm = {"uuid": "abcd1234-0000", "name_label": "vm", "power_state": "Halted", "other_config": {},
-          "metrics": "OpaqueRef:NULL", "guest_metrics": "OpaqueRef:NULL", "VBDs": [], "is_a_template": False}  # fmt: skip
-    return {"pool": {"OpaqueRef:p": pool}, "host": {"OpaqueRef:h": host}, "SR": {"OpaqueRef:sr": sr},
-            "VM": {"OpaqueRef:vm": vm}}  # fmt: skip
+    vm = {
+        "uuid": "abcd1234-0000",
+        "name_label": "vm",
+        "power_state": "Halted",
+        "other_config": {},
+        "metrics": "OpaqueRef:NULL",
+        "guest_metrics": "OpaqueRef:NULL",
+        "VBDs": [],
+        "is_a_template": False,
+    }
+    return {
+        "pool": {"OpaqueRef:p": pool},
+        "host": {"OpaqueRef:h": host},
+        "SR": {"OpaqueRef:sr": sr},
+        "VM": {"OpaqueRef:vm": vm},
+    }
 
 
 def test_cache_link_goes_when_its_target_is_deleted():

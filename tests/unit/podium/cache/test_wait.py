@@ -14,8 +14,17 @@ POOL = {"OpaqueRef:p": {"uuid": "p-uuid", "name_label": "p", "master": "OpaqueRe
 
 
 def task(status: str, **fields: object) -> dict[str, object]:
-    return {"uuid": "t-uuid", "name_label": "Async.VM.clone", "status": status, "progress": 0.5,
-            "result": "", "error_info": [], "other_config": {}, "resident_on": "OpaqueRef:NULL", **fields}  # fmt: skip
+    return {
+        "uuid": "t-uuid",
+        "name_label": "Async.VM.clone",
+        "status": status,
+        "progress": 0.5,
+        "result": "",
+        "error_info": [],
+        "other_config": {},
+        "resident_on": "OpaqueRef:NULL",
+        **fields,
+    }
 
 
 def pool_cache() -> PoolCache:

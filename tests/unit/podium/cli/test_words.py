@@ -15,9 +15,15 @@ from podium.cli.rpc import api_url, check_url
 
 
 def test_params_are_strings_booleans_or_json_as_xo_cli_reads_them() -> None:
-    assert parse_params(["a=x", "b=true", "c=false", "d=json:[1, 2, 3]", "e=json:\"true\"", "f=", "g=a=b"]) == {
-        "a": "x", "b": True, "c": False, "d": [1, 2, 3], "e": "true", "f": "", "g": "a=b",
-    }  # fmt: skip
+    assert parse_params(["a=x", "b=true", "c=false", "d=json:[1, 2, 3]", 'e=json:"true"', "f=", "g=a=b"]) == {
+        "a": "x",
+        "b": True,
+        "c": False,
+        "d": [1, 2, 3],
+        "e": "true",
+        "f": "",
+        "g": "a=b",
+    }
     assert parse_params(["@=true"]) == {"@": "true"}  # a file may be called true
     assert parse_params(["n=json:42", 'o=json:{"k": null}']) == {"n": 42, "o": {"k": None}}
     with pytest.raises(UsageError, match="'force' is not NAME=VALUE"):

@@ -49,8 +49,16 @@ def _objects(header: Header) -> dict[str, dict]:
 
 def test_build_xva_makes_a_vm_whose_records_link_up(tmp_path):
     disk = _disk(tmp_path)
-    xva = build_xva(disk, tmp_path / "vm.xva", name_label="appliance <1>", name_description="d & e",
-                    vcpus=4, memory=3 * 1024**3, other_config={"podium": "1"}, vif_networks=2)  # fmt: skip
+    xva = build_xva(
+        disk,
+        tmp_path / "vm.xva",
+        name_label="appliance <1>",
+        name_description="d & e",
+        vcpus=4,
+        memory=3 * 1024**3,
+        other_config={"podium": "1"},
+        vif_networks=2,
+    )
     header = read_header(xva)
     objs = _objects(header)
     by_class: dict[str, list[str]] = {}
@@ -151,7 +159,11 @@ def test_writer_skips_holes_without_reading_them(tmp_path):
     assert time.perf_counter() - began < 10
     assert reads == [0, 2048, 4095]
     assert [n for n in tar_names(xva) if not n.endswith(".xxhash")] == [
-        "ova.xml", "Ref:1/00000000", "Ref:1/00002048", "Ref:1/00004095"]  # fmt: skip
+        "ova.xml",
+        "Ref:1/00000000",
+        "Ref:1/00002048",
+        "Ref:1/00004095",
+    ]
     out = extract(xva, tmp_path / "out")["Ref:1"]
     assert out.stat().st_size == size and out.stat().st_blocks * 512 < 16 * MiB  # written sparse
 

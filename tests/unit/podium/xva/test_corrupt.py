@@ -96,27 +96,48 @@ A, B = os.urandom(CS), os.urandom(CS)
 @pytest.mark.parametrize(
     ("stream", "name", "words"),
     [
-        (_xva(member("Ref:1/00000000.checksum", sha1_text(A)), member("Ref:1/00000000", A)),
-         "Ref:1/00000000.checksum", "must follow its chunk"),
-        (_xva(chunk("Ref:1", 1, A), chunk("Ref:1", 0, B), sizes={"Ref:1": 4 * CS}), "Ref:1/00000000",
-         "must increase"),
+        (
+            _xva(member("Ref:1/00000000.checksum", sha1_text(A)), member("Ref:1/00000000", A)),
+            "Ref:1/00000000.checksum",
+            "must follow its chunk",
+        ),
+        (
+            _xva(chunk("Ref:1", 1, A), chunk("Ref:1", 0, B), sizes={"Ref:1": 4 * CS}),
+            "Ref:1/00000000",
+            "must increase",
+        ),
         (_xva(chunk("Ref:1", 0, A), chunk("Ref:1", 0, B)), "Ref:1/00000000", "must increase"),
-        (_xva(member("Ref:1/00000000", A), member("Ref:1/00000001", B)),
-         "Ref:1/00000001", "expected the checksum member of Ref:1/00000000"),
-        (_xva(member("Ref:1/00000000", A), member("Ref:1/00000001.checksum", sha1_text(A))),
-         "Ref:1/00000001.checksum", "must follow its chunk"),
+        (
+            _xva(member("Ref:1/00000000", A), member("Ref:1/00000001", B)),
+            "Ref:1/00000001",
+            "expected the checksum member of Ref:1/00000000",
+        ),
+        (
+            _xva(member("Ref:1/00000000", A), member("Ref:1/00000001.checksum", sha1_text(A))),
+            "Ref:1/00000001.checksum",
+            "must follow its chunk",
+        ),
         (_xva(chunk("Ref:1", 0, A), chunk("Ref:1", 5, B)), "Ref:1/00000005", "beyond the end of disk Ref:1"),
         (_xva(chunk("Ref:1", 0, A), chunk("Ref:1", "0001x", B)), "Ref:1/0001x", "decimal number"),
         (_xva(chunk("Ref:1", 0, A), END), "Ref:1/00000000.checksum", "disk Ref:1 is incomplete"),
-        (_xva(chunk("Ref:1", 0, A), chunk("Ref:1", 1, B), chunk("Ref:1", 2, B)),
-         "Ref:1/00000002", "unexpected member after the last disk"),
-        (_xva(chunk("Ref:9", 0, A), chunk("Ref:10", 0, A), sizes={"Ref:9": CS, "Ref:10": CS}),
-         "Ref:9/00000000", "expected a chunk of disk Ref:10"),
-        (_xva(chunk("Ref:1", 0, A), member("Ref:1/00000000.checksum", b"0" * 40)),
-         "Ref:1/00000000.checksum", "must follow its chunk"),
+        (
+            _xva(chunk("Ref:1", 0, A), chunk("Ref:1", 1, B), chunk("Ref:1", 2, B)),
+            "Ref:1/00000002",
+            "unexpected member after the last disk",
+        ),
+        (
+            _xva(chunk("Ref:9", 0, A), chunk("Ref:10", 0, A), sizes={"Ref:9": CS, "Ref:10": CS}),
+            "Ref:9/00000000",
+            "expected a chunk of disk Ref:10",
+        ),
+        (
+            _xva(chunk("Ref:1", 0, A), member("Ref:1/00000000.checksum", b"0" * 40)),
+            "Ref:1/00000000.checksum",
+            "must follow its chunk",
+        ),
         (member("Ref:1/00000000", A) + END, "Ref:1/00000000", "first member of an XVA must be ova.xml"),
     ],
-)  # fmt: skip
+)
 def test_xva_members_out_of_order_are_named(tmp_path, stream, name, words):
     _fails(stream, name, words)
     _extract_leaves_nothing(tmp_path, stream)
@@ -147,8 +168,13 @@ def test_xva_unsafe_names_are_refused(tmp_path, name):
 
 def test_xva_not_a_tar_is_refused(tmp_path):
     garbage = b"\x00\x01" + os.urandom(8190)
-    for stream, words in ((garbage, "not a tar header"), (b"hello, world\n" * 100, "not a tar header"),
-                          (b"", "empty"), (bytes(1024), "before ova.xml"), (b"\xfd7zXZ\0" + garbage, "xz")):  # fmt: skip
+    for stream, words in (
+        (garbage, "not a tar header"),
+        (b"hello, world\n" * 100, "not a tar header"),
+        (b"", "empty"),
+        (bytes(1024), "before ova.xml"),
+        (b"\xfd7zXZ\0" + garbage, "xz"),
+    ):
         _fails(stream, None, words)
         _extract_leaves_nothing(tmp_path, stream)
 
@@ -159,14 +185,17 @@ def test_xva_not_a_tar_is_refused(tmp_path):
         (b"not xml at all", "is not XML"),
         (b"<value><struct></struct></value>", "lacks the struct"),
         (b"<methodCall><methodName>x</methodName></methodCall>", "expected <value>"),
-        (b"<value><struct><member><name>version</name><value><struct/></value></member>"
-         b"<member><name>objects</name><value>oops</value></member></struct></value>", "lacks the 'objects'"),
+        (
+            b"<value><struct><member><name>version</name><value><struct/></value></member>"
+            b"<member><name>objects</name><value>oops</value></member></struct></value>",
+            "lacks the 'objects'",
+        ),
         (b'<!DOCTYPE x [<!ENTITY a "aaaa">]><value>&a;</value>', "DTD"),
         (b"<value><i4>x</i4></value>", "bad <i4>"),
         (b"<value><array><data>" * 100 + b"</data></array></value>" * 100, "nest deeper"),
         (b"<value><value/></value>", "unknown XML-RPC type <value>"),
     ],
-)  # fmt: skip
+)
 def test_xva_garbage_ova_xml_is_named(tmp_path, xml, words):
     stream = member("ova.xml", xml) + END
     _fails(stream, "ova.xml", words)
@@ -198,7 +227,10 @@ def test_xva_end_of_archive_must_be_whole_and_last(tmp_path):
 
 
 def test_xva_damaged_compression_is_refused(tmp_path):
-    for packed, kind in ((gzip.compress(STREAM), "gzip"), (zstandard.ZstdCompressor().compress(STREAM), "zstd")):  # fmt: skip
+    for packed, kind in (
+        (gzip.compress(STREAM), "gzip"),
+        (zstandard.ZstdCompressor().compress(STREAM), "zstd"),
+    ):
         assert parse(packed, 333, max_chunk_size=CS)[1] == {"Ref:1": DISK}
         _fails(packed[: len(packed) - 9], None, f"the {kind} stream is truncated", max_chunk_size=CS)
         bad = bytearray(packed)

@@ -148,7 +148,11 @@ def test_xva_keep_alive_chunks_shift_names_not_offsets(tmp_path):
     _, disks, events = parse(stream)
     assert disks["Ref:1"] == a + b + bytes(MiB) + c  # not a + 0 + b + 0 + c (offset = name * 1 MiB)
     assert [(type(e).__name__, e.offset) for e in events if isinstance(e, DiskData | DiskGap)] == [
-        ("DiskData", 0), ("DiskData", MiB), ("DiskGap", 2 * MiB), ("DiskData", 3 * MiB)]  # fmt: skip
+        ("DiskData", 0),
+        ("DiskData", MiB),
+        ("DiskGap", 2 * MiB),
+        ("DiskData", 3 * MiB),
+    ]
 
 
 @needs_xva_img
