@@ -46,11 +46,13 @@ $(STAMPS)/node: tests/node/package.json tests/node/package-lock.json $(STAMPS)/s
 	cd tests/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The UI's front-end packages (noVNC, uPlot), copied as their ES modules and licences into the package.
+# The UI's front-end packages (noVNC, uPlot), copied as their ES modules and licences into the package,
+# and its linter (eslint, for make lint: not copied). Another eslint may not read the old one's cache: removed.
 WEB_NPM := server/web-vendor
 WEB_VENDOR := server/podium/web/static/vendor
 $(STAMPS)/web: $(WEB_NPM)/package.json $(WEB_NPM)/package-lock.json $(STAMPS)/system
 	cd $(WEB_NPM) && npm ci --no-audit --no-fund --loglevel=error
+	rm -f $(STAMPS)/eslint-cache
 	rm -rf $(WEB_VENDOR) && mkdir -p $(WEB_VENDOR)/novnc $(WEB_VENDOR)/uplot
 	cp -r $(WEB_NPM)/node_modules/@novnc/novnc/{core,vendor,LICENSE.txt} $(WEB_VENDOR)/novnc/
 	cp $(WEB_NPM)/node_modules/uplot/{dist/uPlot.esm.js,dist/uPlot.min.css,LICENSE} $(WEB_VENDOR)/uplot/
@@ -64,10 +66,14 @@ run: $(STAMPS)/venv $(STAMPS)/web ## Run Podium on its embedded defaults (the bu
 test: setup ## Run the test suite (unit, integration, e2e)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMPS)/venv ## ruff check, ruff format --check, mypy on server/
+# eslint is one of the UI's npm packages (a devDependency); its cache keeps a run without changes short.
+ESLINT := $(WEB_NPM)/node_modules/.bin/eslint --config $(WEB_NPM)/eslint.config.mjs --cache --cache-location $(STAMPS)/eslint-cache
+
+lint: $(STAMPS)/venv $(STAMPS)/web ## ruff check and format --check, mypy (server, appliance, scripts, image), eslint (the UI)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(ESLINT) server/podium/web/static tests/node $(WEB_NPM)/eslint.config.mjs
 
 format: $(STAMPS)/venv ## Reformat the code with ruff
 	$(BIN)/ruff format .

@@ -75,9 +75,9 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def run(argv: list[str], what: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure stop with its last lines of output."""
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+def run(argv: list[str], what: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command (``stdin`` its input); on failure stop with its last lines of output."""
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stderr + done.stdout).strip().splitlines()[-20:])
         fail(f"{what} failed (exit status {done.returncode}):\n{tail}")
@@ -88,10 +88,13 @@ def role_packages() -> list[str]:
     """Every role's ``<role>_packages`` list from provisioning/roles/*/defaults/main.yml, in role order."""
     packages: list[str] = []
     for defaults in sorted((ROOT / "provisioning/roles").glob("*/defaults/main.yml")):
-        data = yaml.safe_load(defaults.read_text()) or {}
+        data: dict[str, object] = yaml.safe_load(defaults.read_text()) or {}
         for name, value in data.items():
-            if name.endswith("_packages"):
-                packages += [p for p in value if p not in packages]
+            if not name.endswith("_packages"):
+                continue
+            if not isinstance(value, list):
+                fail(f"{defaults.relative_to(ROOT)}: {name} is not a list of packages")
+            packages += [str(p) for p in value if p not in packages]
     return packages
 
 
@@ -104,11 +107,15 @@ def mirrors() -> list[str]:
 def base_key(packages: list[str]) -> str:
     """What the base disk depends on, hashed: its recipe, packages, mirrors and the files it takes."""
     files = {name: (ROOT / "appliance/rootfs" / name).read_text() for name in BASE_FILES + EARLY_FILES}
-    fingerprint = json.dumps(
-        {"recipe": BASE_RECIPE, "packages": sorted(packages), "mirrors": mirrors(), "files": files,
-         "size": DISK_SIZE, "excludes": DPKG_EXCLUDES},
-        sort_keys=True,
-    )  # fmt: skip
+    inputs = {
+        "recipe": BASE_RECIPE,
+        "packages": sorted(packages),
+        "mirrors": mirrors(),
+        "files": files,
+        "size": DISK_SIZE,
+        "excludes": DPKG_EXCLUDES,
+    }
+    fingerprint = json.dumps(inputs, sort_keys=True)
     return hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
 
 
@@ -117,17 +124,17 @@ def early_files_hooks() -> list[str]:
     hooks = []
     for name in EARLY_FILES:
         folder = "/" + str(Path(name).parent)
-        hooks += [f'--setup-hook=mkdir -p "$1{folder}"',
-                  f"--setup-hook=copy-in {ROOT / 'appliance/rootfs' / name} {folder}"]  # fmt: skip
+        source = ROOT / "appliance/rootfs" / name
+        hooks += [f'--setup-hook=mkdir -p "$1{folder}"', f"--setup-hook=copy-in {source} {folder}"]
     return hooks
 
 
 def make_rootfs(rootfs: Path, packages: list[str], log: Path) -> None:
     """mmdebstrap of bookworm with ``packages`` into ``rootfs``."""
-    argv = ["mmdebstrap", "--variant=minbase", f"--include={','.join(packages)}", "--components=main",
-            '--aptopt=Acquire::Check-Valid-Until "false"', "--aptopt=Acquire::Retries 3",
-            *(f"--dpkgopt={rule}" for rule in DPKG_EXCLUDES), *early_files_hooks(), SUITE, str(rootfs),
-            *mirrors()]  # fmt: skip
+    options = ["--variant=minbase", f"--include={','.join(packages)}", "--components=main"]
+    options += ['--aptopt=Acquire::Check-Valid-Until "false"', "--aptopt=Acquire::Retries 3"]
+    options += [f"--dpkgopt={rule}" for rule in DPKG_EXCLUDES]
+    argv = ["mmdebstrap", *options, *early_files_hooks(), SUITE, str(rootfs), *mirrors()]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True)
         shown = 0
@@ -158,8 +165,8 @@ def customize(rootfs: Path, fs_uuid: str, public_key: str) -> None:
     ssh.mkdir(mode=0o700, exist_ok=True)
     (ssh / "authorized_keys").write_text(public_key)
     (ssh / "authorized_keys").chmod(0o600)
-    run(["systemctl", f"--root={rootfs}", "enable", "systemd-networkd.service", "systemd-resolved.service"],
-        "enabling systemd-networkd in the base system")  # fmt: skip
+    units = ["systemd-networkd.service", "systemd-resolved.service"]
+    run(["systemctl", f"--root={rootfs}", "enable", *units], "enabling systemd-networkd in the base system")
 
 
 def make_disk(rootfs: Path, disk: Path, fs_uuid: str) -> None:
@@ -167,11 +174,11 @@ def make_disk(rootfs: Path, disk: Path, fs_uuid: str) -> None:
     with disk.open("wb") as f:
         f.truncate(DISK_SIZE)
     table = f"label: dos\nstart={PARTITION_OFFSET // 512}, type=83, bootable\n"
-    run(["sfdisk", "--quiet", str(disk)], "writing the partition table", input=table)
+    run(["sfdisk", "--quiet", str(disk)], "writing the partition table", stdin=table)
     blocks = (DISK_SIZE - PARTITION_OFFSET) // 4096
-    run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "podium-root", "-U", fs_uuid,
-         "-d", str(rootfs), "-E", f"offset={PARTITION_OFFSET}", str(disk), str(blocks)],
-        "making the root file system")  # fmt: skip
+    mke2fs = ["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "podium-root", "-U", fs_uuid]
+    mke2fs += ["-d", str(rootfs), "-E", f"offset={PARTITION_OFFSET}", str(disk), str(blocks)]
+    run(mke2fs, "making the root file system")
 
 
 def base_disk(cache: Path) -> Path:
@@ -191,21 +198,21 @@ def base_disk(cache: Path) -> Path:
     try:
         rootfs = partial / "rootfs"
         make_rootfs(rootfs, packages, partial / "mmdebstrap.log")
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podium-image-build",
-             "-f", str(partial / "build_key")], "making the build's SSH key")  # fmt: skip
+        keygen = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podium-image-build"]
+        run([*keygen, "-f", str(partial / "build_key")], "making the build's SSH key")
         fs_uuid = str(uuid.uuid4())
         customize(rootfs, fs_uuid, (partial / "build_key.pub").read_text())
         for name in ("vmlinuz", "initrd.img"):
             (found,) = sorted((rootfs / "boot").glob(f"{name}-*"))[-1:]
             shutil.copyfile(found, partial / name)
         say("base disk: making the 20 GiB sparse disk (mke2fs -d), kept as qcow2")
-        make_disk(rootfs, partial / "disk.raw", fs_uuid)
+        raw, qcow2 = partial / "disk.raw", partial / "disk.qcow2"
+        make_disk(rootfs, raw, fs_uuid)
         shutil.rmtree(rootfs)
         # qcow2: Packer copies a raw disk byte for byte (20 GiB); a qcow2 becomes the backing file of the
         # build's disk, nothing copied
-        run(["qemu-img", "convert", "-O", "qcow2", str(partial / "disk.raw"), str(partial / "disk.qcow2")],
-            "converting the base disk to qcow2")  # fmt: skip
-        (partial / "disk.raw").unlink()
+        run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(qcow2)], "converting the base disk to qcow2")
+        raw.unlink()
         (partial / "complete").write_text(json.dumps({"packages": packages, "uuid": fs_uuid}) + "\n")
         partial.rename(folder)
     finally:
@@ -222,10 +229,11 @@ def kvm_boots(base: Path, deadline: float = 30.0) -> bool:
     """Whether qemu with KVM boots the base kernel to its init here (it can hang or abort in nested setups)."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
-    argv = ["qemu-system-x86_64", "-accel", "kvm", "-m", "512", "-nographic", "-no-reboot", "-nodefaults",
-            "-serial", "stdio", "-kernel", str(base / "vmlinuz"), "-initrd", str(base / "initrd.img"),
-            "-drive", f"file={base / 'disk.qcow2'},format=qcow2,if=virtio,readonly=on", "-append",
-            "root=/dev/vda1 ro console=ttyS0 init=/bin/true panic=-1"]  # fmt: skip
+    machine = ["-accel", "kvm", "-m", "512", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"]
+    kernel = ["-kernel", str(base / "vmlinuz"), "-initrd", str(base / "initrd.img")]
+    drive = f"file={base / 'disk.qcow2'},format=qcow2,if=virtio,readonly=on"
+    cmdline = "root=/dev/vda1 ro console=ttyS0 init=/bin/true panic=-1"
+    argv = ["qemu-system-x86_64", *machine, *kernel, "-drive", drive, "-append", cmdline]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=deadline, check=False)
     except subprocess.TimeoutExpired:
@@ -249,10 +257,15 @@ def packer(variables: dict[str, str | list[str]], log: Path) -> None:
     """packer build image/packer, its progress shown, its whole output in ``log``."""
     var_file = log.with_name("variables.pkrvars.json")
     var_file.write_text(json.dumps(variables, indent=1) + "\n")
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "PACKER_NO_COLOR": "1",
-           "PACKER_CACHE_DIR": str(log.parent / "packer_cache"), "PACKER_CONFIG_DIR": str(log.parent)}  # fmt: skip
-    argv = ["packer", "build", "-force", "-color=false", "-timestamp-ui", f"-var-file={var_file}",
-            str(ROOT / "image/packer")]  # fmt: skip
+    env = {
+        **os.environ,
+        "CHECKPOINT_DISABLE": "1",
+        "PACKER_NO_COLOR": "1",
+        "PACKER_CACHE_DIR": str(log.parent / "packer_cache"),
+        "PACKER_CONFIG_DIR": str(log.parent),
+    }
+    options = ["-force", "-color=false", "-timestamp-ui", f"-var-file={var_file}"]
+    argv = ["packer", "build", *options, str(ROOT / "image/packer")]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert proc.stdout is not None
@@ -272,8 +285,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--keyring", type=Path, required=True)
-    parser.add_argument("--accelerator", choices=["auto", "kvm", "tcg"],
-                        default=os.environ.get("PODIUM_ACCEL", "auto"))  # fmt: skip
+    accel_default = os.environ.get("PODIUM_ACCEL", "auto")
+    parser.add_argument("--accelerator", choices=["auto", "kvm", "tcg"], default=accel_default)
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
     parser.add_argument("--out", type=Path, default=ROOT / "build")
     args = parser.parse_args()
@@ -299,30 +312,44 @@ def main() -> int:
     # backing format, which qemu 7 requires), which Packer copies into its output folder.
     overlay = work / "overlay.qcow2"
     overlay.unlink(missing_ok=True)
-    run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base / "disk.qcow2"), str(overlay)],
-        "making the build's disk over the base disk")  # fmt: skip
+    create = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base / "disk.qcow2")]
+    run([*create, str(overlay)], "making the build's disk over the base disk")
     with tempfile.TemporaryDirectory(prefix="podium-xva-") as tmp:
         key = Path(tmp) / "build_key"  # ssh refuses a key file readable by others: a private copy
         shutil.copyfile(base / "build_key", key)
         key.chmod(0o600)
+        pack = [sys.executable, str(ROOT / "image/pack_xva.py"), str(output / "disk.qcow2"), str(xva)]
+        pack += ["--version", version, "--compression", args.compression]
         variables: dict[str, str | list[str]] = {
-            "version": version, "base_disk": str(overlay), "kernel": str(base / "vmlinuz"),
-            "initrd": str(base / "initrd.img"), "ssh_private_key_file": str(key), "accelerator": accel,
-            "output_directory": str(output), "serial_log": str(work / "serial.log"),
+            "version": version,
+            "base_disk": str(overlay),
+            "kernel": str(base / "vmlinuz"),
+            "initrd": str(base / "initrd.img"),
+            "ssh_private_key_file": str(key),
+            "accelerator": accel,
+            "output_directory": str(output),
+            "serial_log": str(work / "serial.log"),
             "ansible_playbook": str(venv_bin / "ansible-playbook"),
             "ansible_config": str(ROOT / "provisioning/ansible.cfg"),
-            "playbook": str(ROOT / "provisioning/site.yml"), "bundle": str(bundle), "keyring": str(keyring),
+            "playbook": str(ROOT / "provisioning/site.yml"),
+            "bundle": str(bundle),
+            "keyring": str(keyring),
             "finish_script": str(ROOT / "image/finish.sh"),
-            "pack_command": [sys.executable, str(ROOT / "image/pack_xva.py"), str(output / "disk.qcow2"),
-                             str(xva), "--version", version, "--compression", args.compression],
-        }  # fmt: skip
+            "pack_command": pack,
+        }
         say(f"packer: provisioning under {accel} (Ansible's tasks follow)")
         packer(variables, work / "packer.log")
     shutil.rmtree(output, ignore_errors=True)
     overlay.unlink(missing_ok=True)
     size = xva.stat().st_size / 1024**2
-    timings = {"seconds": round(time.monotonic() - STARTED, 1), "accelerator": accel, "xva": xva.name,
-               "xva_mib": round(size, 1), "base_reused": base_reused, "at": time.time()}  # fmt: skip
+    timings = {
+        "seconds": round(time.monotonic() - STARTED, 1),
+        "accelerator": accel,
+        "xva": xva.name,
+        "xva_mib": round(size, 1),
+        "base_reused": base_reused,
+        "at": time.time(),
+    }
     (work / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")  # tests/bench/bench_image.py
     say(f"done: {xva} ({size:.0f} MiB) and {xva.name}.sha256")
     return 0

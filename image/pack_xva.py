@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Never
 
 from tqdm import tqdm
 
@@ -36,7 +37,7 @@ def parse_size(text: str) -> int:
 class ProgressDisk(RawDisk):
     """A RawDisk that moves a progress bar by the bytes read."""
 
-    def __init__(self, path: Path, size: int, bar: tqdm) -> None:  # type: ignore[type-arg]
+    def __init__(self, path: Path, size: int, bar: tqdm[Never]) -> None:  # a bar without an iterable
         super().__init__(path, size)
         self.bar = bar
 

@@ -228,11 +228,10 @@ def release_key(path: Path) -> Ed25519PrivateKey:
 
 
 def default_notes(version: str, root: Path) -> str:
+    describe = ["git", "-C", str(root), "describe", "--always", "--dirty=+local changes"]
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty=+local changes"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+        done = subprocess.run(describe, capture_output=True, text=True, check=True, timeout=10)
+        commit = done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

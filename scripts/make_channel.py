@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from packaging.version import Version
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "appliance"))
 
@@ -78,6 +80,17 @@ def publish(bundle: Path, folder: Path) -> Path:
     return target
 
 
+def read_statements(path: Path, keyring: Keyring) -> list[dict[str, Any]]:
+    """The JSON list of key statements at ``path``, checked against ``keyring`` (refused here rather than by
+    every appliance)."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        fail(f"cannot read the key statements {path}: {e}")
+    keyring.preview(loaded)
+    return [s for s in loaded if isinstance(s, dict)]  # all of them: preview refuses anything but objects
+
+
 def published_serial(index: Path) -> int | None:
     try:
         serial = json.loads(index.read_bytes())["signed"]["serial"]
@@ -109,18 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.keyring:
             trusted += read_keyring_file(path, "keyring")
         keyring = Keyring(trusted)
-        extra: list[Any] = []
-        if args.key_statements is not None:
-            try:
-                extra = json.loads(args.key_statements.read_text())
-            except (OSError, ValueError) as e:
-                fail(f"cannot read the key statements {args.key_statements}: {e}")
-            keyring.preview(extra)  # refused here rather than by every appliance
+        extra = [] if args.key_statements is None else read_statements(args.key_statements, keyring)
 
         folder = args.out / args.channel
         folder.mkdir(parents=True, exist_ok=True)
         releases: list[Release] = []
-        carried: list[tuple[Any, list[Any]]] = []  # each bundle's key statements, by version
+        carried: list[tuple[Version, list[dict[str, Any]]]] = []  # each bundle's key statements, by version
         for bundle in iter_bundles(args.bundles):
             claimed = read_manifest(bundle)
             if claimed.channel != args.channel:
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         # older bundles' statements first: an endorsement comes before the revocation it makes possible
         statements = [s for _, keys_of in sorted(carried, key=lambda c: c[0]) for s in keys_of] + extra
-        unique: dict[bytes, Any] = {}
+        unique: dict[bytes, dict[str, Any]] = {}
         for statement in statements:
             unique.setdefault(canonical(statement), statement)
         expires = datetime.now(UTC) + timedelta(days=args.expires_days)

@@ -24,7 +24,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "appliance"))
@@ -51,8 +53,9 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-def read_statements(path: Path) -> list[Any]:
-    """The statements file's list; an absent file is an empty history."""
+def read_statements(path: Path) -> list[object]:
+    """The statements file's list (each statement is checked by the keyring that reads it); an absent file is
+    an empty history."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -64,13 +67,13 @@ def read_statements(path: Path) -> list[Any]:
     return data
 
 
-def appliance_reading(keyring: Path, statements: list[Any]) -> tuple[Keyring, list[str]]:
+def appliance_reading(keyring: Path, statements: list[object]) -> tuple[Keyring, list[str]]:
     """What an appliance shipped with ``keyring`` makes of ``statements``: its keyring after, and the changes."""
     trusting = Keyring(read_keyring_file(keyring, "the image's keyring"))
     return trusting, trusting.accept(statements)
 
 
-def new_keys(source: Path) -> list[Any]:
+def new_keys(source: Path) -> list[Ed25519PublicKey]:
     """The public keys of a private key file or of a keyring file."""
     if source.suffix == ".json":
         return [k.public for k in read_keyring_file(source)]

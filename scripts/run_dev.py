@@ -47,10 +47,8 @@ def die_with_parent() -> None:
 
 
 def start_sim(password: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xapisim", "--port", str(SIM_PORT), "--password", password],
-        stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "xapisim", "--port", str(SIM_PORT), "--password", password]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent)
     master = ""
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -63,8 +61,13 @@ def start_sim(password: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def start_server(email: str, password: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PODIUM_LISTEN": LISTEN, "PODIUM_DATA_DIR": str(STATE / "data"),
-           "PODIUM_ADMIN_EMAIL": email, "PODIUM_ADMIN_PASSWORD": password}  # fmt: skip
+    env = {
+        **os.environ,
+        "PODIUM_LISTEN": LISTEN,
+        "PODIUM_DATA_DIR": str(STATE / "data"),
+        "PODIUM_ADMIN_EMAIL": email,
+        "PODIUM_ADMIN_PASSWORD": password,
+    }
     proc = subprocess.Popen([sys.executable, "-m", "podium"], env=env, preexec_fn=die_with_parent)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -92,7 +95,8 @@ async def connect_pool(email: str, password: str, master: str, sim_password: str
 
         await call("session.signIn", {"email": email, "password": password})
         servers = await call("server.getAll", {})
-        if not any(s["host"] == master for s in servers):  # type: ignore[attr-defined]
+        assert isinstance(servers, list)
+        if not any(s["host"] == master for s in servers):
             await call(
                 "server.add",
                 {"host": master, "username": "root", "password": sim_password, "label": "simulated pool"},

@@ -67,15 +67,22 @@ async def child(url: str, user: str, password: str, control: str) -> None:
     done = (await asyncio.to_thread(sim.ctl, "DELETE", "/pools/0/storm"))["modifications"]
     task.cancel()
     await client.close()
-    print(json.dumps({"sync": sync, "vms": vms, "objects": len(objects), "rss_before": rss_before,
-                      "rss_synced": rss_synced, "rss_end": rss_mb(), "lags": lags, "storm": done}))  # fmt: skip
+    figures = {
+        "sync": sync,
+        "vms": vms,
+        "objects": len(objects),
+        "rss_before": rss_before,
+        "rss_synced": rss_synced,
+        "rss_end": rss_mb(),
+        "lags": lags,
+        "storm": done,
+    }
+    print(json.dumps(figures))
 
 
 def run_podium(sim) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", sim.master().url, sim.user, sim.password, sim.control],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
+    argv = [sys.executable, __file__, "--child", sim.master().url, sim.user, sim.password, sim.control]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,10 +94,9 @@ def run_xen_api(sim) -> dict | None:
     if not node or not (ROOT / "tests" / "node" / "node_modules" / "xen-api").is_dir():
         print("  xen-api: not installed (make setup installs tests/node); skipped")
         return None
-    out = subprocess.run(
-        [node, str(script), sim.master().url, sim.user, sim.password, sim.control, str(STORM_RATE), str(STORM_SECONDS)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    storm = [str(STORM_RATE), str(STORM_SECONDS)]
+    argv = [node, str(script), sim.master().url, sim.user, sim.password, sim.control, *storm]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(out.stdout[-2000:] + out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -103,10 +109,15 @@ def pct(values: list[float], p: float) -> float:
 
 def report(name: str, r: dict) -> None:
     lags = r["lags"]
-    print(f"  {name}: initial sync {r['sync']:.2f} s ({r['vms']} VMs, {r['objects']} objects), "
-          f"RSS {r['rss_synced']:.0f} MB after sync, {r['rss_end']:.0f} MB after the storm")  # fmt: skip
-    print(f"  {name}: {len(lags)} changes seen of {r['storm']}; event-to-cache latency "
-          f"median {statistics.median(lags) * 1000:.1f} ms, p99 {pct(lags, 0.99) * 1000:.1f} ms")  # fmt: skip
+    print(
+        f"  {name}: initial sync {r['sync']:.2f} s ({r['vms']} VMs, {r['objects']} objects), "
+        f"RSS {r['rss_synced']:.0f} MB after sync, {r['rss_end']:.0f} MB after the storm"
+    )
+    median_ms, p99_ms = statistics.median(lags) * 1000, pct(lags, 0.99) * 1000
+    print(
+        f"  {name}: {len(lags)} changes seen of {r['storm']}; event-to-cache latency "
+        f"median {median_ms:.1f} ms, p99 {p99_ms:.1f} ms"
+    )
 
 
 def main() -> None:
@@ -123,9 +134,10 @@ def main() -> None:
         theirs = run_xen_api(sim)
         if theirs is not None:
             report("xen-api", theirs)
-            print(f"  podium / xen-api: sync time {ours['sync'] / theirs['sync']:.2f}, "
-                  f"RSS {ours['rss_synced'] / theirs['rss_synced']:.2f}, "
-                  f"p99 latency {pct(ours['lags'], 0.99) / pct(theirs['lags'], 0.99):.2f}")  # fmt: skip
+            sync = ours["sync"] / theirs["sync"]
+            rss = ours["rss_synced"] / theirs["rss_synced"]
+            p99 = pct(ours["lags"], 0.99) / pct(theirs["lags"], 0.99)
+            print(f"  podium / xen-api: sync time {sync:.2f}, RSS {rss:.2f}, p99 latency {p99:.2f}")
     finally:
         sim.stop()
 

@@ -69,8 +69,9 @@ async def main() -> None:
             await connected(api, sim, 0)
             await asyncio.to_thread(run, home, "register", srv.url, ADMIN_EMAIL, ADMIN_PASSWORD)
             calls = [(await asyncio.to_thread(run, home, "session.getUser"))[0] for _ in range(10)]
-            print(f"podium session.getUser from a shell: median {statistics.median(calls) * 1000:.0f} ms"
-                  f"  [target < 1 s]", flush=True)  # fmt: skip
+            median_ms = statistics.median(calls) * 1000
+            line = f"podium session.getUser from a shell: median {median_ms:.0f} ms  [target < 1 s]"
+            print(line, flush=True)
 
             url, s = login(sim)
             vm, vdi, _ = guest_with_disk(url, s, SIZE)
@@ -91,8 +92,11 @@ async def main() -> None:
                 cli.append(mbps(n, t))
                 peaks.append(peak)
             b, c = statistics.median(bare), statistics.median(cli)
-            print(f"export of a {n / GIB:.2f} GiB XVA through Podium: bare client {b:,.0f} MB/s, podium {c:,.0f}"
-                  f" MB/s = {c / b:.0%}  [target >= 90%]", flush=True)  # fmt: skip
+            print(
+                f"export of a {n / GIB:.2f} GiB XVA through Podium: bare client {b:,.0f} MB/s, "
+                f"podium {c:,.0f} MB/s = {c / b:.0%}  [target >= 90%]",
+                flush=True,
+            )
             bare, cli = [], []
             for _ in range(ROUNDS):
                 path = (await api.call("vm.import", {"sr": sr_id}))["$sendTo"]
@@ -101,10 +105,17 @@ async def main() -> None:
                 cli.append(mbps(n, t))
                 peaks.append(peak)
             b, c = statistics.median(bare), statistics.median(cli)
-            print(f"import of that XVA through Podium: bare client {b:,.0f} MB/s, podium {c:,.0f} MB/s"
-                  f" = {c / b:.0%}  [target >= 90%]", flush=True)  # fmt: skip
-            print(f"podium's peak RSS over the transfers: median {statistics.median(peaks) / 1024:.0f} MB,"
-                  f" max {max(peaks) / 1024:.0f} MB  [target < 100 MB]", flush=True)  # fmt: skip
+            print(
+                f"import of that XVA through Podium: bare client {b:,.0f} MB/s, "
+                f"podium {c:,.0f} MB/s = {c / b:.0%}  [target >= 90%]",
+                flush=True,
+            )
+            median_mb, max_mb = statistics.median(peaks) / 1024, max(peaks) / 1024
+            print(
+                f"podium's peak RSS over the transfers: median {median_mb:.0f} MB, max {max_mb:.0f} MB"
+                "  [target < 100 MB]",
+                flush=True,
+            )
     finally:
         srv.stop()
         sim.stop()

@@ -250,12 +250,16 @@ async def main() -> None:
             print("console: key event -> framebuffer update showing it (the key and the cursor, 1.5 KB)")
             report(keys)
             (da, db, dc) = (statistics.median(v) for v in keys.values())
-            print(f"  proxy adds (difference of medians): {ms(db - da)} ((b) - (a)), "
-                  f"{ms(dc - da)} with deflate ((c) - (a))  [target: under 2 ms]")  # fmt: skip
+            print(
+                f"  proxy adds (difference of medians): {ms(db - da)} ((b) - (a)), "
+                f"{ms(dc - da)} with deflate ((c) - (a))  [target: under 2 ms]"
+            )
 
             screens = await interleaved(paths, screen_round, SCREENS)
-            print(f"console: whole screen (720x400, 32 bpp, 1.1 MB) requested and received, {SCREENS} rounds "
-                  "per path  [target: a few ms]")  # fmt: skip
+            print(
+                "console: whole screen (720x400, 32 bpp, 1.1 MB) requested and received, "
+                f"{SCREENS} rounds per path  [target: a few ms]"
+            )
             report(screens)
             for rfb in paths.values():
                 await rfb.stream.close()

@@ -59,11 +59,14 @@ async def main() -> None:
     server = start_server(work / "server")
     nginx = None
     try:
-        nginx = start_nginx(work, Layout(work / "root"), mode="ready",
-                            server_listen=server.url.removeprefix("http://"),
-                            wizard_listen=f"127.0.0.1:{free_port()}")  # fmt: skip
-        print(f"nginx {nginx.url} ({len(nginx.worker_pids())} workers) -> podium-server {server.url}; "
-              f"{ROUNDS} rounds of a {SIZE / GiB:.0f} GiB disk", flush=True)  # fmt: skip
+        layout = Layout(work / "root")
+        listen, wizard = server.url.removeprefix("http://"), f"127.0.0.1:{free_port()}"
+        nginx = start_nginx(work, layout, mode="ready", server_listen=listen, wizard_listen=wizard)
+        print(
+            f"nginx {nginx.url} ({len(nginx.worker_pids())} workers) -> podium-server {server.url}; "
+            f"{ROUNDS} rounds of a {SIZE / GiB:.0f} GiB disk",
+            flush=True,
+        )
         via: list[RoundTrip] = []
         straight: list[RoundTrip] = []
         async with ProxiedApi(nginx, trusting(nginx.layout)) as api:

@@ -115,8 +115,11 @@ async def bench_export(http: aiohttp.ClientSession, api: Api, server: str, url: 
         assert n2 == n, (n, n2)
         via.append(mbps(n2, t2))
     d, v = statistics.median(direct), statistics.median(via)
-    print(f"export of a {n / GIB:.2f} GiB XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s = {v / d:.0%}"
-          f"  [target >= 90%]", flush=True)  # fmt: skip
+    print(
+        f"export of a {n / GIB:.2f} GiB XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s "
+        f"= {v / d:.0%}  [target >= 90%]",
+        flush=True,
+    )
     return n
 
 
@@ -142,8 +145,9 @@ def scratch() -> Path:
     return Path(tempfile.mkdtemp(prefix="bench-transfer-", dir=where))
 
 
-async def bench_import(http: aiohttp.ClientSession, api: Api, server: str, sim, url: str, s: str, vm: str,
-                       work: Path) -> None:  # fmt: skip
+async def bench_import(
+    http: aiohttp.ClientSession, api: Api, server: str, sim, url: str, s: str, vm: str, work: Path
+) -> None:
     xva = work / "vm.xva"
     async with http.get(f"{url}/export?{urllib.parse.urlencode({'session_id': s, 'ref': vm})}") as resp:
         with xva.open("wb") as f:
@@ -163,8 +167,8 @@ async def bench_import(http: aiohttp.ClientSession, api: Api, server: str, sim, 
         via.append(mbps(size, await put_file(http, server + path, xva)))
         remove_new_vms(url1, s1, before)
     d, v = statistics.median(direct), statistics.median(via)
-    print(f"import of the same XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s = {v / d:.0%}"
-          f"  [target >= 90%]", flush=True)  # fmt: skip
+    line = f"import of the same XVA: straight {d:,.0f} MB/s, through Podium {v:,.0f} MB/s = {v / d:.0%}"
+    print(f"{line}  [target >= 90%]", flush=True)
     xva.unlink()
 
 
@@ -179,15 +183,18 @@ async def bench_copy(api: Api, sim, url: str, s: str, pid: int) -> None:
     await api.call("vm.copy", {"vm": sparse_id, "sr": sr1_id})
     took = time.perf_counter() - begin
     wrote = written_bytes(pid) - before
-    print(f"pool-to-pool copy of a VM with a {SIZE / GIB:.0f} GiB sparse disk: {took:.2f} s, "
-          f"server wrote {wrote:,} bytes to disk  [target: nothing of the stream]", flush=True)  # fmt: skip
+    print(
+        f"pool-to-pool copy of a VM with a {SIZE / GIB:.0f} GiB sparse disk: {took:.2f} s, "
+        f"server wrote {wrote:,} bytes to disk  [target: nothing of the stream]",
+        flush=True,
+    )
 
 
 async def main() -> None:
     work = scratch()
     print(f"the simulator's disks and the XVA in {work}", flush=True)
-    sim = start_sim("--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml"), "--op-seconds", "0",
-                    "--disk-dir", str(work / "disks"))  # fmt: skip
+    databases = ["--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml")]
+    sim = start_sim(*databases, "--op-seconds", "0", "--disk-dir", str(work / "disks"))
     home = Path(tempfile.mkdtemp(prefix="bench-transfer-server-"))  # on disk: the copy counts what it writes
     srv = start_server(home / "server")
     try:
@@ -209,8 +216,11 @@ async def main() -> None:
                 if "import" in PARTS:
                     await bench_import(http, api, srv.url, sim, url, s, vm, work)
                 grown = (status_kb(pid, "VmHWM") - rss0) / 1024
-                print(f"server RSS: {rss0 / 1024:.0f} MB before, peak growth {grown:.1f} MB over the transfers"
-                      f"  [target < 50 MB]", flush=True)  # fmt: skip
+                print(
+                    f"server RSS: {rss0 / 1024:.0f} MB before, peak growth {grown:.1f} MB over the transfers"
+                    "  [target < 50 MB]",
+                    flush=True,
+                )
             if "copy" in PARTS:
                 await bench_copy(api, sim, url, s, pid)
     finally:

@@ -91,10 +91,8 @@ def child(op: str, work: str, *args: str) -> None:
 
 
 def run(work: Path, *args: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", *args[:1], str(work), *args[1:]],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    argv = [sys.executable, __file__, "--child", *args[:1], str(work), *args[1:]]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True)
     result: dict = json.loads(out.stdout)
     if out.stderr.strip():
         result.update(json.loads(out.stderr.strip().splitlines()[-1]))
@@ -106,8 +104,11 @@ def report(label: str, results: list[dict], unit_bytes: str) -> None:
     growth = max(r["rss_growth"] for r in results)
     stalls = [r["stall"] for r in results if "stall" in r]
     extra = f", longest wait between blocks {max(stalls) * 1000:.1f} ms" if stalls else ""
-    print(f"{label:<34} median {statistics.median(rates):7.0f} MB/s of {unit_bytes}"
-          f" (runs: {', '.join(f'{r:.0f}' for r in rates)}), peak RSS growth {growth:.1f} MB{extra}")  # fmt: skip
+    runs = ", ".join(f"{r:.0f}" for r in rates)
+    print(
+        f"{label:<34} median {statistics.median(rates):7.0f} MB/s of {unit_bytes}"
+        f" (runs: {runs}), peak RSS growth {growth:.1f} MB{extra}"
+    )
 
 
 def main() -> None:

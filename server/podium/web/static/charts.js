@@ -44,10 +44,9 @@ export function statsPanel(api, kind, id) {
   const panel = h("section", { class: "stats", "aria-labelledby": "stats-title" }, h("h3", { id: "stats-title" }, "Stats (last 10 minutes)"), status, grid);
   const plots = new Map();
   let uPlot = null;
-  let timer = null;
 
+  // Every REFRESH_MS until the panel has left the document (the page changed): then its plots go too.
   async function refresh() {
-    timer = null;
     if (!panel.isConnected) {
       for (const p of plots.values()) p.plot.destroy();
       return;
@@ -60,7 +59,7 @@ export function statsPanel(api, kind, id) {
     } catch (error) {
       status.textContent = `No measurements: ${error.message}`;
     }
-    timer = setTimeout(refresh, REFRESH_MS);
+    setTimeout(refresh, REFRESH_MS);
   }
 
   function draw({ endTimestamp, interval, stats }) {
