@@ -31,8 +31,14 @@ class Audit:
 
     def record(self, **fields: Any) -> None:
         """Queue one record (never blocks)."""
-        log.info("%s %s %s %s %.1fms", fields["user"] or "-", fields["method"], fields["params"], fields["outcome"],
-                 fields["duration_ms"])  # fmt: skip
+        log.info(
+            "%s %s %s %s %.1fms",
+            fields["user"] or "-",
+            fields["method"],
+            fields["params"],
+            fields["outcome"],
+            fields["duration_ms"],
+        )
         try:
             self.queue.put_nowait({"time": datetime.datetime.now(datetime.UTC), **fields})
         except asyncio.QueueFull:

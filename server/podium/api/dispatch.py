@@ -18,11 +18,14 @@ log = logging.getLogger(__name__)
 _REDACTED = "* obfuscated *"
 
 
+def _is_secret(key: str, secret: frozenset[str]) -> bool:
+    return key in secret or "password" in key.lower() or key == "token"
+
+
 def redact(params: Any, secret: frozenset[str]) -> Any:
     """Parameters fit for the audit log: secrets replaced at any depth."""
     if isinstance(params, dict):
-        return {k: (_REDACTED if k in secret or "password" in k.lower() or k == "token" else redact(v, secret))
-                for k, v in params.items()}  # fmt: skip
+        return {k: _REDACTED if _is_secret(k, secret) else redact(v, secret) for k, v in params.items()}
     if isinstance(params, list):
         return [redact(v, secret) for v in params]
     return params

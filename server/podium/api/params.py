@@ -6,6 +6,11 @@ schema of any other one (otherwise unknown parameters are refused). Types: strin
 number, object, array, or ``*`` for anything; a list of types accepts any of them. Strings must not be
 empty unless a ``minLength``, ``format`` or ``pattern`` says otherwise. Every problem is reported at
 once, as Ajv reports it to Xen Orchestra (``instancePath``, ``keyword``, ``params``, ``message``).
+
+A declaration writes each parameter with a helper named after its type: ``string(optional=True)`` is
+``{"type": "string", "optional": True}``, ``array(string())`` an array of strings, ``either("boolean",
+"string")`` one of several types. Their keywords are the schema's own keys, kept in the order given
+(system.getMethodsInfo answers them in that order).
 """
 
 from __future__ import annotations
@@ -15,7 +20,49 @@ from typing import Any
 
 from .errors import InvalidParameters
 
-Schema = dict[str, dict[str, Any]]
+Spec = dict[str, Any]
+Schema = dict[str, Spec]
+
+
+def string(**spec: Any) -> Spec:
+    """A string (empty allowed only by ``minLength=0``, a ``format`` or a ``pattern``)."""
+    return {"type": "string", **spec}
+
+
+def boolean(**spec: Any) -> Spec:
+    """A boolean."""
+    return {"type": "boolean", **spec}
+
+
+def integer(**spec: Any) -> Spec:
+    """An integer."""
+    return {"type": "integer", **spec}
+
+
+def number(**spec: Any) -> Spec:
+    """A number, integer or not."""
+    return {"type": "number", **spec}
+
+
+def object_(**spec: Any) -> Spec:
+    """An object (its ``properties`` checked as a schema when given)."""
+    return {"type": "object", **spec}
+
+
+def array(items: Spec, **spec: Any) -> Spec:
+    """An array whose every item is ``items``."""
+    return {"type": "array", "items": items, **spec}
+
+
+def either(*types: str, **spec: Any) -> Spec:
+    """A value of any of these types."""
+    return {"type": list(types), **spec}
+
+
+def anything(**spec: Any) -> Spec:
+    """Any value."""
+    return {"type": "*", **spec}
+
 
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),

@@ -153,8 +153,8 @@ class Acls:
     async def all(self) -> list[dict[str, str]]:
         """Every ACL."""
         async with self.db.session() as s:
-            return [{"id": a.id, "subject": a.subject, "object": a.object, "action": a.action}
-                    for a in (await s.scalars(select(Acl))).all()]  # fmt: skip
+            rows = (await s.scalars(select(Acl))).all()
+            return [{"id": a.id, "subject": a.subject, "object": a.object, "action": a.action} for a in rows]
 
     async def forget_subject(self, subject: str) -> None:
         """Remove every ACL of a deleted user or group."""

@@ -97,9 +97,8 @@ def target(g: Globals) -> tuple[str, str, Tls]:
         raise AuthError(
             "not registered with a server: run podium register URL USER first (see podium --help)"
         )
-    tls = Tls(allow_any=g.allow_unauthorized or (config.allowUnauthorized and not config.fingerprint),
-              fingerprint=config.fingerprint)  # fmt: skip
-    return config.server, config.token, tls
+    allow_any = g.allow_unauthorized or (config.allowUnauthorized and not config.fingerprint)
+    return config.server, config.token, Tls(allow_any=allow_any, fingerprint=config.fingerprint)
 
 
 async def sign_in_token(conn: ApiConnection, token: str, registered: bool = True) -> dict[str, object]:

@@ -206,9 +206,16 @@ class XapiClient:
         for _ in range(4):
             try:
                 response = await self._http.request(
-                    method, url, params=params, data=data, headers=headers, ssl=ssl_opt,
-                    timeout=timeout, allow_redirects=False, read_bufsize=_TRANSFER_BUFFER,
-                )  # fmt: skip
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    ssl=ssl_opt,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    read_bufsize=_TRANSFER_BUFFER,
+                )
             except aiohttp.ServerFingerprintMismatch as e:
                 raise TlsError(
                     f"{where} presented another certificate than the pinned one", e.got.hex().upper()

@@ -191,8 +191,8 @@ class XvaParser:
         except XvaError as e:
             if self._pos == 0:  # the very first block: not a damaged XVA, not an XVA at all
                 kind = self._dec.kind
-                raise XvaError(None, f"not an XVA: {'the stream' if kind == 'tar' else f'its {kind} content'} "
-                               f"is not a tar archive ({e.problem})") from None  # fmt: skip
+                what = "the stream" if kind == "tar" else f"its {kind} content"
+                raise XvaError(None, f"not an XVA: {what} is not a tar archive ({e.problem})") from None
             raise
         if hdr is None:
             self._check_complete("the end-of-archive marker")
@@ -291,9 +291,10 @@ class XvaParser:
         vdi, total = self._disks[self._disk_i]
         if not name.startswith(vdi + "/"):
             raise XvaError(
-                name, f"expected a chunk of disk {vdi} (byte {self._offset} of {total}): disks come "
-                "whole, one after the other, in the order of their ids"
-            )  # fmt: skip
+                name,
+                f"expected a chunk of disk {vdi} (byte {self._offset} of {total}): disks come "
+                "whole, one after the other, in the order of their ids",
+            )
         suffix = name[len(vdi) + 1 :]
         if not (suffix.isascii() and suffix.isdigit()) or len(suffix) > 19:
             raise XvaError(name, "a chunk name must be a decimal number (Ref:N/00000042)")
@@ -307,9 +308,10 @@ class XvaParser:
         gap = (number - (self._last[1] if self._last else -1) - 1) * self._unit
         if self._offset + gap + size > total:
             raise XvaError(
-                name, f"goes beyond the end of disk {vdi}: it would end at byte "
-                f"{self._offset + gap + size}, but the disk's virtual_size is {total}"
-            )  # fmt: skip
+                name,
+                f"goes beyond the end of disk {vdi}: it would end at byte "
+                f"{self._offset + gap + size}, but the disk's virtual_size is {total}",
+            )
         self._last = (suffix, number)
         self._pending = (name, gap, size)
         self._start(name, size, _CHUNK)

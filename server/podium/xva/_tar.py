@@ -16,8 +16,14 @@ BLOCK = 512
 ZERO_BLOCK = bytes(BLOCK)
 REGULAR = (b"0", b"\0", b"7")  # 7: contiguous file, a regular file to every reader
 META = (b"x", b"g", b"L", b"K")  # PAX local, PAX global, GNU long name, GNU long link name
-KINDS = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device",
-         b"4": "a block device", b"5": "a directory", b"6": "a FIFO"}  # fmt: skip
+KINDS = {
+    b"1": "a hard link",
+    b"2": "a symbolic link",
+    b"3": "a character device",
+    b"4": "a block device",
+    b"5": "a directory",
+    b"6": "a FIFO",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,26 @@ from . import (
 )
 
 __all__ = [
-    "acl", "disk", "group", "host", "message", "network", "pool", "server", "session", "sr", "stats", "system",
-    "tag", "task", "token", "updater", "user", "vdi", "vm", "vm_create", "vm_transfer", "xo",
-]  # fmt: skip
+    "acl",
+    "disk",
+    "group",
+    "host",
+    "message",
+    "network",
+    "pool",
+    "server",
+    "session",
+    "sr",
+    "stats",
+    "system",
+    "tag",
+    "task",
+    "token",
+    "updater",
+    "user",
+    "vdi",
+    "vm",
+    "vm_create",
+    "vm_transfer",
+    "xo",
+]

@@ -6,9 +6,10 @@ from typing import Any
 
 from ...auth import ROLES
 from ..context import Context
+from ..params import string
 from ..registry import api
 
-_ACL = {"subject": {"type": "string"}, "object": {"type": "string"}, "action": {"type": "string"}}
+_ACL = {"subject": string(), "object": string(), "action": string()}
 
 
 @api("acl.add", permission="admin", params=_ACL)

@@ -1,4 +1,5 @@
-"""What the namespaces share: calling XAPI on an object's pool, and the XAPI class of an XO type."""
+"""What the namespaces share: calling XAPI on an object's pool, the XAPI class of an XO type, and the
+parameters and object types that recur in declarations."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ from typing import Any
 from ...xapi.task import call_async
 from ..context import Context
 from ..errors import ApiError
+from ..params import Schema, string
 
+# Xen Orchestra splits two XAPI classes into several types; every other type is its class's name.
 XAPI_CLASS = {
-    "VM": "VM", "VM-template": "VM", "VM-snapshot": "VM", "VM-controller": "VM", "host": "host", "pool": "pool",
-    "SR": "SR", "VDI": "VDI", "VDI-snapshot": "VDI", "VDI-unmanaged": "VDI", "network": "network",
-    "message": "message", "task": "task", "PIF": "PIF", "VIF": "VIF", "VBD": "VBD", "PBD": "PBD",
-}  # fmt: skip
+    **dict.fromkeys(("VM", "VM-template", "VM-snapshot", "VM-controller"), "VM"),
+    **dict.fromkeys(("VDI", "VDI-snapshot", "VDI-unmanaged"), "VDI"),
+    **{t: t for t in ("host", "pool", "SR", "network", "message", "task", "PIF", "VIF", "VBD", "PBD")},
+}
+VMS = ("VM", "VM-snapshot", "VM-template")  # what can be cloned, copied, exported or deleted as a VM
+
+ID: Schema = {"id": string()}
+NAMES: Schema = {"name_label": string(optional=True), "name_description": string(optional=True, minLength=0)}
 
 
 async def xapi(ctx: Context, obj: dict[str, Any], method: str, *args: Any) -> Any:
@@ -55,9 +62,3 @@ async def set_names(
         await xapi(ctx, obj, f"{cls}.set_name_label", name_label)
     if name_description is not None:
         await xapi(ctx, obj, f"{cls}.set_name_description", name_description)
-
-
-NAMES = {
-    "name_label": {"type": "string", "optional": True},
-    "name_description": {"type": "string", "optional": True, "minLength": 0},
-}

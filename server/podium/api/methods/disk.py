@@ -6,13 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ...xapi import XapiError
+from ...xapi import XapiError, records
 from ...xapi.stream import download, upload
 from ..context import Context
 from ..errors import ApiError, invalid
+from ..params import boolean, integer, string
 from ..registry import Resolve, api
 from ..transfer import error_response, relay_download, request_body, upload_answer
-from .common import created
+from .common import ID, created
 
 
 async def attach(
@@ -20,38 +21,53 @@ async def attach(
 ) -> None:
     """Plug a disk into a VM (at once when it runs)."""
     client = ctx.services.servers.client_of(vm["$poolId"])
-    vbd = await client.call("VBD.create", {
-        "VM": vm["_xapiRef"], "VDI": vdi_ref, "userdevice": position or "autodetect", "bootable": bootable,
-        "mode": mode, "type": "Disk", "unpluggable": True, "empty": False, "other_config": {},
-        "qos_algorithm_type": "", "qos_algorithm_params": {}})  # fmt: skip
+    record = records.vbd(
+        vm["_xapiRef"], vdi_ref, mode=mode, bootable=bootable, userdevice=position or "autodetect"
+    )
+    vbd = await client.call("VBD.create", record)
     if vm["power_state"] == "Running":
         await client.call("VBD.plug", vbd)
 
 
-@api("disk.create",
-     params={"name": {"type": "string"}, "size": {"type": "integer", "minimum": 1}, "sr": {"type": "string"},
-             "vm": {"type": "string", "optional": True}, "bootable": {"type": "boolean", "default": False},
-             "mode": {"type": "string", "enum": ["RW", "RO"], "default": "RW"},
-             "position": {"type": "string", "optional": True}},
-     resolve=(Resolve("sr", ("SR",), "administrate"), Resolve("vm", ("VM", "VM-template"), "administrate")))  # fmt: skip
-async def create(ctx: Context, name: str, size: int, sr: dict[str, Any], vm: dict[str, Any] | None = None,
-                 bootable: bool = False, mode: str = "RW", position: str | None = None) -> str:  # fmt: skip
+MODE = string(enum=["RW", "RO"], default="RW")  # how a disk is attached: read-write or read-only
+
+
+@api(
+    "disk.create",
+    params={
+        "name": string(),
+        "size": integer(minimum=1),
+        "sr": string(),
+        "vm": string(optional=True),
+        "bootable": boolean(default=False),
+        "mode": MODE,
+        "position": string(optional=True),
+    },
+    resolve=(Resolve("sr", ("SR",), "administrate"), Resolve("vm", ("VM", "VM-template"), "administrate")),
+)
+async def create(
+    ctx: Context,
+    name: str,
+    size: int,
+    sr: dict[str, Any],
+    vm: dict[str, Any] | None = None,
+    bootable: bool = False,
+    mode: str = "RW",
+    position: str | None = None,
+) -> str:
     """Create a disk in an SR (and attach it to a VM); returns the disk's id."""
     client = ctx.services.servers.client_of(sr["$poolId"])
-    ref = await client.call("VDI.create", {
-        "name_label": name, "name_description": "", "SR": sr["_xapiRef"], "virtual_size": size, "type": "user",
-        "sharable": False, "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})  # fmt: skip
+    ref = await client.call("VDI.create", records.vdi(sr["_xapiRef"], name, size))
     if vm is not None:
         await attach(ctx, vm, ref, bootable, mode, position)
     return await created(ctx, sr, "VDI", ref)
 
 
 _DISKS = ("VDI", "VDI-snapshot")
-_FORMAT = {"type": "string", "enum": ["raw"], "default": "raw"}
+_FORMAT = {"format": string(enum=["raw"], default="raw")}
 
 
-@api("disk.exportContent", params={"id": {"type": "string"}, "format": _FORMAT},
-     resolve=(Resolve("id", _DISKS, "administrate"),))  # fmt: skip
+@api("disk.exportContent", params={**ID, **_FORMAT}, resolve=(Resolve("id", _DISKS, "administrate"),))
 async def export_content(ctx: Context, id: dict[str, Any], format: str = "raw") -> dict[str, str]:
     """Download a disk's content as a raw image; answers ``$getFrom``."""
     client = ctx.services.servers.client_of(id["$poolId"])
@@ -77,8 +93,7 @@ async def export_content(ctx: Context, id: dict[str, Any], format: str = "raw") 
     return {"$getFrom": path}
 
 
-@api("disk.importContent", params={"id": {"type": "string"}, "format": _FORMAT},
-     resolve=(Resolve("id", ("VDI",), "administrate"),))  # fmt: skip
+@api("disk.importContent", params={**ID, **_FORMAT}, resolve=(Resolve("id", ("VDI",), "administrate"),))
 async def import_content(ctx: Context, id: dict[str, Any], format: str = "raw") -> dict[str, str]:
     """Overwrite a disk from its start with a raw image (no larger than the disk); answers ``$sendTo``."""
     client = ctx.services.servers.client_of(id["$poolId"])

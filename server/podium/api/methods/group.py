@@ -10,7 +10,9 @@ from ...auth.acls import AclError
 from ...db import Group, User
 from ..context import Context
 from ..errors import NoSuchObject
+from ..params import array, string
 from ..registry import api
+from .common import ID
 
 
 def _public(group: Group) -> dict[str, Any]:
@@ -24,7 +26,7 @@ async def _users_exist(ctx: Context, ids: list[str]) -> None:
                 raise NoSuchObject(user_id, "user")
 
 
-@api("group.create", permission="admin", params={"name": {"type": "string"}})
+@api("group.create", permission="admin", params={"name": string()})
 async def create(ctx: Context, name: str) -> str:
     """Create a group; returns its id."""
     async with ctx.services.db.session() as s, s.begin():
@@ -35,7 +37,7 @@ async def create(ctx: Context, name: str) -> str:
     return group.id
 
 
-@api("group.delete", permission="admin", params={"id": {"type": "string"}})
+@api("group.delete", permission="admin", params=ID)
 async def delete(ctx: Context, id: str) -> None:
     """Delete a group and its ACLs."""
     async with ctx.services.db.session() as s, s.begin():
@@ -66,28 +68,27 @@ async def _change(ctx: Context, id: str, users: Any = None, name: str | None = N
     await ctx.services.rights_changed()
 
 
-@api("group.set", permission="admin", params={"id": {"type": "string"}, "name": {"type": "string"}})
+@api("group.set", permission="admin", params={**ID, "name": string()})
 async def set_(ctx: Context, id: str, name: str) -> None:
     """Rename a group."""
     await _change(ctx, id, name=name)
 
 
-@api("group.setUsers", permission="admin",
-     params={"id": {"type": "string"}, "userIds": {"type": "array", "items": {"type": "string"}}})  # fmt: skip
+@api("group.setUsers", permission="admin", params={**ID, "userIds": array(string())})
 async def set_users(ctx: Context, id: str, userIds: list[str]) -> None:
     """Make a group exactly these users."""
     await _users_exist(ctx, userIds)
     await _change(ctx, id, users=lambda _: list(dict.fromkeys(userIds)))
 
 
-@api("group.addUser", permission="admin", params={"id": {"type": "string"}, "userId": {"type": "string"}})
+@api("group.addUser", permission="admin", params={**ID, "userId": string()})
 async def add_user(ctx: Context, id: str, userId: str) -> None:
     """Add a user to a group."""
     await _users_exist(ctx, [userId])
     await _change(ctx, id, users=lambda users: users if userId in users else [*users, userId])
 
 
-@api("group.removeUser", permission="admin", params={"id": {"type": "string"}, "userId": {"type": "string"}})
+@api("group.removeUser", permission="admin", params={**ID, "userId": string()})
 async def remove_user(ctx: Context, id: str, userId: str) -> None:
     """Remove a user from a group."""
     await _change(ctx, id, users=lambda users: [u for u in users if u != userId])

@@ -33,31 +33,31 @@ from typing import Any
 from ...xapi import XapiError, XapiFailure
 from ..context import Context
 from ..errors import ApiError, IncorrectState
+from ..params import boolean, string
 from ..registry import Resolve, api
-from .common import NAMES, set_names, xapi, xapi_task
+from .common import ID, NAMES, set_names, xapi, xapi_task
 
 log = logging.getLogger(__name__)
 
 _HOST = (Resolve("id", ("host",), "administrate"),)
 _OPERATE = (Resolve("id", ("host",), "operate"),)
-_ID = {"id": {"type": "string"}}
-_OPTIONAL_FLAG = {"type": "boolean", "optional": True}
+_OPTIONAL_FLAG = boolean(optional=True)
 AGENT_RESTART_TIMEOUT = 600.0  # Xen Orchestra waits without limit; a host not back in 10 minutes is lost
 
 
-@api("host.enable", params=_ID, resolve=_HOST)
+@api("host.enable", params=ID, resolve=_HOST)
 async def enable(ctx: Context, id: dict[str, Any]) -> None:
     """Let VMs start on a host again."""
     await xapi(ctx, id, "host.enable")
 
 
-@api("host.disable", params=_ID, resolve=_HOST)
+@api("host.disable", params=ID, resolve=_HOST)
 async def disable(ctx: Context, id: dict[str, Any]) -> None:
     """Stop new VMs from starting on a host."""
     await xapi(ctx, id, "host.disable")
 
 
-@api("host.set", params={**_ID, **NAMES}, resolve=_HOST)
+@api("host.set", params={**ID, **NAMES}, resolve=_HOST)
 async def set_(
     ctx: Context, id: dict[str, Any], name_label: str | None = None, name_description: str | None = None
 ) -> None:
@@ -94,11 +94,7 @@ async def clear_host(ctx: Context, host: dict[str, Any], force: bool = False) ->
         raise
 
 
-@api(
-    "host.setMaintenanceMode",
-    params={**_ID, "maintenance": {"type": "boolean"}},
-    resolve=_HOST,
-)
+@api("host.setMaintenanceMode", params={**ID, "maintenance": boolean()}, resolve=_HOST)
 async def set_maintenance_mode(ctx: Context, id: dict[str, Any], maintenance: bool) -> None:
     """Put a host in maintenance mode (disabled, its VMs moved to other hosts) or take it out (enabled)."""
     if maintenance:
@@ -135,13 +131,13 @@ def _check_versions(ctx: Context, host: dict[str, Any]) -> None:
 @api(
     "host.restart",
     params={
-        **_ID,
+        **ID,
         "force": _OPTIONAL_FLAG,
         "bypassBackupCheck": _OPTIONAL_FLAG,
         "bypassBlockedSuspend": _OPTIONAL_FLAG,
         "bypassCurrentVmCheck": _OPTIONAL_FLAG,
         "bypassVersionCheck": _OPTIONAL_FLAG,
-        "suspendResidentVms": {"type": "boolean", "default": False},
+        "suspendResidentVms": boolean(default=False),
     },
     resolve=_OPERATE,
 )
@@ -248,7 +244,7 @@ async def _agent_back(ctx: Context, host_id: str, before: float) -> None:
         raise ApiError(f"the host {host_id} was not back within {AGENT_RESTART_TIMEOUT:.0f} s") from None
 
 
-@api("host.restartAgent", params={**_ID, "bypassBackupCheck": _OPTIONAL_FLAG}, resolve=_HOST)
+@api("host.restartAgent", params={**ID, "bypassBackupCheck": _OPTIONAL_FLAG}, resolve=_HOST)
 async def restart_agent(ctx: Context, id: dict[str, Any], bypassBackupCheck: bool = False) -> None:
     """Restart the host's XAPI agent; returns once it is back (its VMs keep running)."""
     before = id.get("agentStartTime") or 0
@@ -256,7 +252,7 @@ async def restart_agent(ctx: Context, id: dict[str, Any], bypassBackupCheck: boo
     await _agent_back(ctx, id["id"], before)
 
 
-@api("host.restart_agent", params={**_ID, "bypassBackupCheck": _OPTIONAL_FLAG}, resolve=_HOST)
+@api("host.restart_agent", params={**ID, "bypassBackupCheck": _OPTIONAL_FLAG}, resolve=_HOST)
 async def restart_agent_old_name(ctx: Context, id: dict[str, Any], bypassBackupCheck: bool = False) -> None:
     """Restart the host's XAPI agent (the old name of host.restartAgent)."""
     await restart_agent(ctx, id, bypassBackupCheck)
@@ -265,7 +261,7 @@ async def restart_agent_old_name(ctx: Context, id: dict[str, Any], bypassBackupC
 # --- power-off -------------------------------------------------------------------------------------
 @api(
     "host.stop",
-    params={**_ID, "bypassBackupCheck": _OPTIONAL_FLAG, "bypassEvacuate": _OPTIONAL_FLAG},
+    params={**ID, "bypassBackupCheck": _OPTIONAL_FLAG, "bypassEvacuate": _OPTIONAL_FLAG},
     resolve=_OPERATE,
 )
 async def stop(
@@ -281,7 +277,7 @@ async def stop(
 
 @api(
     "host.emergencyShutdownHost",
-    params={"host": {"type": "string"}},
+    params={"host": string()},
     resolve=(Resolve("host", ("host",), "administrate"),),
 )
 async def emergency_shutdown_host(ctx: Context, host: dict[str, Any]) -> None:

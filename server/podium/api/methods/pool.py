@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Context
+from ..params import string
 from ..registry import Resolve, api
-from .common import NAMES, set_names, xapi
+from .common import ID, NAMES, set_names, xapi
 
 
-@api(
-    "pool.set",
-    params={"id": {"type": "string"}, **NAMES},
-    resolve=(Resolve("id", ("pool",), "administrate"),),
-)
+@api("pool.set", params={**ID, **NAMES}, resolve=(Resolve("id", ("pool",), "administrate"),))
 async def set_(
     ctx: Context, id: dict[str, Any], name_label: str | None = None, name_description: str | None = None
 ) -> None:
@@ -21,9 +18,7 @@ async def set_(
     await set_names(ctx, id, name_label, name_description)
 
 
-@api(
-    "pool.setDefaultSr", params={"sr": {"type": "string"}}, resolve=(Resolve("sr", ("SR",), "administrate"),)
-)
+@api("pool.setDefaultSr", params={"sr": string()}, resolve=(Resolve("sr", ("SR",), "administrate"),))
 async def set_default_sr(ctx: Context, sr: dict[str, Any]) -> None:
     """Make an SR its pool's default (where new disks go when none is named)."""
     pool = ctx.object(sr["$poolId"], ("pool",), "administrate")

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Context
+from ..params import boolean, string
 from ..registry import api
+from .common import ID
 
 _OPTIONS = {
-    "label": {"type": "string", "optional": True},
-    "allowUnauthorized": {"type": "boolean", "optional": True},
-    "fingerprint": {"type": "string", "optional": True},
-    "readOnly": {"type": "boolean", "optional": True},
-    "autoConnect": {"type": "boolean", "optional": True},
+    "label": string(optional=True),
+    "allowUnauthorized": boolean(optional=True),
+    "fingerprint": string(optional=True),
+    "readOnly": boolean(optional=True),
+    "autoConnect": boolean(optional=True),
 }
 _NAMES = {"allowUnauthorized": "allow_unauthorized", "readOnly": "read_only", "autoConnect": "auto_connect"}
 
@@ -24,12 +26,7 @@ def _settings(values: dict[str, Any]) -> dict[str, Any]:
 @api(
     "server.add",
     permission="admin",
-    params={
-        "host": {"type": "string"},
-        "username": {"type": "string"},
-        "password": {"type": "string"},
-        **_OPTIONS,
-    },
+    params={"host": string(), "username": string(), "password": string(), **_OPTIONS},
 )
 async def add(ctx: Context, host: str, username: str, password: str, **options: Any) -> str:
     """Add a pool by the address of its master (or any of its hosts); returns the server's id."""
@@ -38,7 +35,7 @@ async def add(ctx: Context, host: str, username: str, password: str, **options: 
     return await ctx.services.servers.add(host, username, password, **settings)
 
 
-@api("server.remove", permission="admin", params={"id": {"type": "string"}})
+@api("server.remove", permission="admin", params=ID)
 async def remove(ctx: Context, id: str) -> bool:
     """Forget a server; its pool's objects leave."""
     await ctx.services.servers.remove(id)
@@ -54,24 +51,28 @@ async def get_all(ctx: Context) -> list[dict[str, Any]]:
 @api(
     "server.set",
     permission="admin",
-    params={"id": {"type": "string"}, "host": {"type": "string", "optional": True},
-            "username": {"type": "string", "optional": True}, "password": {"type": "string", "optional": True},
-            **_OPTIONS},
-)  # fmt: skip
+    params={
+        **ID,
+        "host": string(optional=True),
+        "username": string(optional=True),
+        "password": string(optional=True),
+        **_OPTIONS,
+    },
+)
 async def set_(ctx: Context, id: str, **changes: Any) -> bool:
     """Change a server's settings (a connected one reconnects with them)."""
     await ctx.services.servers.set(id, **_settings(changes))
     return True
 
 
-@api("server.enable", permission="admin", params={"id": {"type": "string"}})
+@api("server.enable", permission="admin", params=ID)
 async def enable(ctx: Context, id: str) -> bool:
     """Connect a server."""
     await ctx.services.servers.enable(id)
     return True
 
 
-@api("server.disable", permission="admin", params={"id": {"type": "string"}})
+@api("server.disable", permission="admin", params=ID)
 async def disable(ctx: Context, id: str) -> bool:
     """Disconnect a server."""
     await ctx.services.servers.disable(id)

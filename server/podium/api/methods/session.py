@@ -8,6 +8,7 @@ from ...auth import InvalidCredentials
 from ...auth.users import public
 from ...db import User
 from ..context import Context
+from ..params import string
 from ..registry import NULL, api
 
 
@@ -31,16 +32,22 @@ async def _signed_in(ctx: Context, user_id: str) -> dict[str, Any]:
     "session.signIn",
     permission="none",
     params={
-        "email": {"type": "string", "optional": True},
-        "username": {"type": "string", "optional": True},
-        "password": {"type": "string", "optional": True},
-        "token": {"type": "string", "optional": True},
-        "otp": {"type": "string", "optional": True, "description": "one-time code of two-factor sign-in"},
+        "email": string(optional=True),
+        "username": string(optional=True),
+        "password": string(optional=True),
+        "token": string(optional=True),
+        "otp": string(optional=True, description="one-time code of two-factor sign-in"),
     },
     secret=("password", "token", "otp"),
 )
-async def sign_in(ctx: Context, email: str | None = None, username: str | None = None,
-                  password: str | None = None, token: str | None = None, otp: str | None = None) -> dict[str, Any]:  # fmt: skip
+async def sign_in(
+    ctx: Context,
+    email: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    otp: str | None = None,
+) -> dict[str, Any]:
     """Sign in with an e-mail (or user name) and password, or with a token; returns the user.
 
     As in Xen Orchestra, ``otp`` is checked only for users with two-factor sign-in; Podium has no such
@@ -55,14 +62,13 @@ async def sign_in(ctx: Context, email: str | None = None, username: str | None =
     return await _signed_in(ctx, user.id)
 
 
-@api("session.signInWithPassword", permission="none",
-     params={"email": {"type": "string"}, "password": {"type": "string"}})  # fmt: skip
+@api("session.signInWithPassword", permission="none", params={"email": string(), "password": string()})
 async def sign_in_with_password(ctx: Context, email: str, password: str) -> dict[str, Any]:
     """Sign in with an e-mail and password (older spelling)."""
     return await sign_in(ctx, email=email, password=password)
 
 
-@api("session.signInWithToken", permission="none", params={"token": {"type": "string"}}, secret=("token",))
+@api("session.signInWithToken", permission="none", params={"token": string()}, secret=("token",))
 async def sign_in_with_token(ctx: Context, token: str) -> dict[str, Any]:
     """Sign in with a token (older spelling)."""
     return await sign_in(ctx, token=token)

@@ -29,16 +29,17 @@ from ...cache.xo.common import ts
 from ...xapi import CallTimeout, ProtocolError, TlsError, Unreachable, XapiClient, XapiError, rrd
 from ..context import Context
 from ..errors import ApiError, VmBadPowerState
+from ..params import Schema, string
 from ..registry import Resolve, api
+from .common import ID
 
-_PARAMS: dict[str, dict[str, Any]] = {
-    "id": {"type": "string"},
-    "granularity": {
-        "type": "string",
-        "enum": list(rrd.GRANULARITIES),
-        "optional": True,
-        "description": "seconds (5 s steps, 10 min), minutes (1 min, 2 h), hours (1 h, a week) or days (a year)",
-    },
+_PARAMS: Schema = {
+    **ID,
+    "granularity": string(
+        enum=list(rrd.GRANULARITIES),
+        optional=True,
+        description="seconds (5 s steps, 10 min), minutes (1 min, 2 h), hours (1 h, a week) or days (a year)",
+    ),
 }
 _RUNNING = ("Running", "Paused")  # the states in which a VM has a domain, so an RRD on its host
 MAX_BODY = 32 << 20  # a year of days for a host and its VMs is far below this

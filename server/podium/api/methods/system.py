@@ -7,6 +7,7 @@ from typing import Any
 
 from ..context import Context
 from ..errors import NoSuchObject
+from ..params import integer, string
 from ..registry import METHODS, api
 
 
@@ -16,13 +17,13 @@ async def get_methods_info(ctx: Context) -> dict[str, Any]:
     return {name: m.info() for name, m in sorted(METHODS.items())}
 
 
-@api("system.listMethods", permission="none", params={"pattern": {"type": "string", "optional": True}})
+@api("system.listMethods", permission="none", params={"pattern": string(optional=True)})
 async def list_methods(ctx: Context, pattern: str | None = None) -> list[str]:
     """The names of the methods (matching a glob pattern, when given)."""
     return sorted(n for n in METHODS if pattern is None or fnmatch.fnmatchcase(n, pattern))
 
 
-@api("system.methodSignature", permission="none", params={"method": {"type": "string"}})
+@api("system.methodSignature", permission="none", params={"method": string()})
 async def method_signature(ctx: Context, method: str) -> list[dict[str, Any]]:
     """One method's name, description, parameters and permission (in a one-element list, as XO)."""
     if method not in METHODS:
@@ -42,9 +43,11 @@ async def get_version(ctx: Context) -> str:
     return "0.1"
 
 
-@api("audit.getRecords", permission="admin",
-     params={"limit": {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000},
-             "before": {"type": "integer", "optional": True}})  # fmt: skip
+@api(
+    "audit.getRecords",
+    permission="admin",
+    params={"limit": integer(default=100, minimum=1, maximum=1000), "before": integer(optional=True)},
+)
 async def get_audit_records(
     ctx: Context, limit: int = 100, before: int | None = None
 ) -> list[dict[str, Any]]:

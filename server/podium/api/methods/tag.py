@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import Context
+from ..params import string
 from ..registry import Resolve, api
-from .common import XAPI_CLASS, xapi
+from .common import ID, XAPI_CLASS, xapi
 
 _TAGGED = ("VM", "VM-template", "VM-snapshot", "host", "pool", "SR", "VDI", "VDI-snapshot", "network")
-_PARAMS = {"id": {"type": "string"}, "tag": {"type": "string"}}
+_PARAMS = {**ID, "tag": string()}
 
 
 @api("tag.add", params=_PARAMS, resolve=(Resolve("id", _TAGGED, "administrate"),))

@@ -8,11 +8,20 @@ import re
 
 from ...errors import PodiumError
 from ..context import Context
+from ..params import anything, array, either, object_, string
 from ..registry import api
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|hour|d|day|w|week|mo|month|y|year)s?\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400,
-          "w": 604800, "week": 604800, "mo": 2592000, "month": 2592000, "y": 31536000, "year": 31536000}  # fmt: skip
+_DAY = 86400
+_UNITS = {  # a unit's seconds, by its short and long names
+    **dict.fromkeys(("s", "sec"), 1),
+    **dict.fromkeys(("m", "min"), 60),
+    **dict.fromkeys(("h", "hour"), 3600),
+    **dict.fromkeys(("d", "day"), _DAY),
+    **dict.fromkeys(("w", "week"), 7 * _DAY),
+    **dict.fromkeys(("mo", "month"), 30 * _DAY),
+    **dict.fromkeys(("y", "year"), 365 * _DAY),
+}
 
 
 class BadDuration(PodiumError):
@@ -32,12 +41,21 @@ def parse_duration(value: str | int) -> datetime.timedelta:
     return datetime.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-@api("token.create", secret=("token",),
-     params={"expiresIn": {"type": ["string", "integer"], "optional": True},
-             "description": {"type": "string", "optional": True, "minLength": 0},
-             "client": {"type": "object", "optional": True, "properties": {"id": {"type": "string"}, "*": {"type": "*"}}}})  # fmt: skip
-async def create(ctx: Context, expiresIn: str | int | None = None, description: str = "",
-                 client: dict[str, str] | None = None) -> str:  # fmt: skip
+@api(
+    "token.create",
+    secret=("token",),
+    params={
+        "expiresIn": either("string", "integer", optional=True),
+        "description": string(optional=True, minLength=0),
+        "client": object_(optional=True, properties={"id": string(), "*": anything()}),
+    },
+)
+async def create(
+    ctx: Context,
+    expiresIn: str | int | None = None,
+    description: str = "",
+    client: dict[str, str] | None = None,
+) -> str:
     """A token for yourself (30 days unless expiresIn, at most a year); the same client gets its token back."""
     assert ctx.user is not None
     lifetime = parse_duration(expiresIn) if expiresIn is not None else None
@@ -59,19 +77,24 @@ async def _delete(ctx: Context, tokens: list[str] | None, pattern: str | None, o
     return count
 
 
-_DELETE = {"tokens": {"type": "array", "items": {"type": "string"}, "optional": True},
-           "pattern": {"type": "string", "optional": True}, "token": {"type": "string", "optional": True}}  # fmt: skip
+_DELETE = {
+    "tokens": array(string(), optional=True),
+    "pattern": string(optional=True),
+    "token": string(optional=True),
+}
 
 
 @api("token.delete", permission="admin", params=_DELETE, secret=("token", "tokens"))
-async def delete(ctx: Context, tokens: list[str] | None = None, pattern: str | None = None,
-                 token: str | None = None) -> int:  # fmt: skip
+async def delete(
+    ctx: Context, tokens: list[str] | None = None, pattern: str | None = None, token: str | None = None
+) -> int:
     """Delete tokens (given, or whose description matches a pattern); returns how many."""
     return await _delete(ctx, [*(tokens or []), *([token] if token else [])], pattern, own=False)
 
 
 @api("token.deleteOwn", params=_DELETE, secret=("token", "tokens"))
-async def delete_own(ctx: Context, tokens: list[str] | None = None, pattern: str | None = None,
-                     token: str | None = None) -> int:  # fmt: skip
+async def delete_own(
+    ctx: Context, tokens: list[str] | None = None, pattern: str | None = None, token: str | None = None
+) -> int:
     """Delete some of your own tokens; returns how many."""
     return await _delete(ctx, [*(tokens or []), *([token] if token else [])], pattern, own=True)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ...errors import PodiumError
 from ..context import Context
+from ..params import string
 from ..registry import api
 from ..transfer import error_response, upload_answer
 
@@ -70,9 +71,14 @@ async def check(ctx: Context) -> Any:
     return await relay(_socket(ctx), "POST", "/check")
 
 
-@api("updater.upgrade", permission="admin",
-     params={"version": {"type": "string", "optional": True, "description": "default: the newest"},
-             "upload": {"type": "string", "optional": True, "description": "an id from updater.upload"}})  # fmt: skip
+@api(
+    "updater.upgrade",
+    permission="admin",
+    params={
+        "version": string(optional=True, description="default: the newest"),
+        "upload": string(optional=True, description="an id from updater.upload"),
+    },
+)
 async def upgrade(ctx: Context, version: str | None = None, upload: str | None = None) -> Any:
     """Start an upgrade (the newest release of the channel, a given one, or an uploaded bundle); follow it
     with updater.getState. The server restarts during it."""

@@ -11,20 +11,26 @@ from ...auth.users import PERMISSIONS, UserError
 from ...db import Group, Token, User
 from ..context import Context
 from ..errors import NoSuchObject
+from ..params import object_, string
 from ..registry import api
+from .common import ID
 from .session import public_user
 
+_PERMISSION = string(enum=list(PERMISSIONS), optional=True)
 
-@api("user.create", permission="admin",
-     params={"email": {"type": "string"}, "password": {"type": "string"},
-             "permission": {"type": "string", "enum": list(PERMISSIONS), "optional": True}})  # fmt: skip
+
+@api(
+    "user.create",
+    permission="admin",
+    params={"email": string(), "password": string(), "permission": _PERMISSION},
+)
 async def create(ctx: Context, email: str, password: str, permission: str = "none") -> str:
     """Create a user; returns their id."""
     user = await ctx.services.users.create(email, password, permission)
     return user.id
 
 
-@api("user.delete", permission="admin", params={"id": {"type": "string"}})
+@api("user.delete", permission="admin", params=ID)
 async def delete(ctx: Context, id: str) -> None:
     """Delete a user, with their tokens and ACLs."""
     if ctx.user is not None and id == ctx.user.id:
@@ -52,13 +58,25 @@ async def get_all(ctx: Context) -> list[dict[str, Any]]:
     return [await public_user(ctx, u) for u in users]
 
 
-@api("user.set", permission="admin",
-     params={"id": {"type": "string"}, "email": {"type": "string", "optional": True},
-             "password": {"type": "string", "optional": True},
-             "permission": {"type": "string", "enum": list(PERMISSIONS), "optional": True},
-             "preferences": {"type": "object", "optional": True}})  # fmt: skip
-async def set_(ctx: Context, id: str, email: str | None = None, password: str | None = None,
-               permission: str | None = None, preferences: dict[str, Any] | None = None) -> None:  # fmt: skip
+@api(
+    "user.set",
+    permission="admin",
+    params={
+        **ID,
+        "email": string(optional=True),
+        "password": string(optional=True),
+        "permission": _PERMISSION,
+        "preferences": object_(optional=True),
+    },
+)
+async def set_(
+    ctx: Context,
+    id: str,
+    email: str | None = None,
+    password: str | None = None,
+    permission: str | None = None,
+    preferences: dict[str, Any] | None = None,
+) -> None:
     """Change a user's e-mail, password, permission or preferences."""
     if ctx.user is not None and id == ctx.user.id and permission not in (None, "admin"):
         raise UserError("you cannot take away your own admin permission")
@@ -77,8 +95,11 @@ async def set_(ctx: Context, id: str, email: str | None = None, password: str | 
     await ctx.services.rights_changed()
 
 
-@api("user.changePassword", params={"oldPassword": {"type": "string"}, "newPassword": {"type": "string"}},
-     secret=("oldPassword", "newPassword"))  # fmt: skip
+@api(
+    "user.changePassword",
+    params={"oldPassword": string(), "newPassword": string()},
+    secret=("oldPassword", "newPassword"),
+)
 async def change_password(ctx: Context, oldPassword: str, newPassword: str) -> None:
     """Change your own password (the old one is checked)."""
     assert ctx.user is not None

@@ -9,24 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...xapi import records
 from ..context import Context
 from ..errors import invalid
+from ..params import array, boolean, either, integer, object_, string
 from ..registry import Resolve, api
-from .common import created, set_names, xapi
-from .disk import attach
+from .common import ID, NAMES, VMS, created, set_names, xapi
+from .disk import MODE, attach
 from .vm_transfer import copy_between_pools, migrate_between_pools
 
 _VM = ("VM",)
 _OPERATE = (Resolve("id", _VM, "operate"),)
 _ADMINISTRATE = (Resolve("id", _VM, "administrate"),)
-_ID = {"id": {"type": "string"}}
+_ADMINISTRATE_ANY = (Resolve("id", VMS, "administrate"),)  # a VM, a snapshot or a template
+_VM_OR_TEMPLATE = Resolve("vm", ("VM", "VM-template"), "administrate")  # what gets a disk or an interface
+_FORCE = {"force": boolean(default=False)}
 GIB = 1 << 30
 
 
 # --- power -----------------------------------------------------------------------------------------
-@api("vm.start", params={**_ID, "force": {"type": "boolean", "optional": True},
-                         "host": {"type": "string", "optional": True}},
-     resolve=(*_OPERATE, Resolve("host", ("host",), "operate")))  # fmt: skip
+@api(
+    "vm.start",
+    params={**ID, "force": boolean(optional=True), "host": string(optional=True)},
+    resolve=(*_OPERATE, Resolve("host", ("host",), "operate")),
+)
 async def start(
     ctx: Context, id: dict[str, Any], force: bool = False, host: dict[str, Any] | None = None
 ) -> None:
@@ -37,25 +43,25 @@ async def start(
         await xapi(ctx, id, "VM.start", False, force)
 
 
-@api("vm.stop", params={**_ID, "force": {"type": "boolean", "default": False}}, resolve=_OPERATE)
+@api("vm.stop", params={**ID, **_FORCE}, resolve=_OPERATE)
 async def stop(ctx: Context, id: dict[str, Any], force: bool = False) -> None:
     """Shut a VM down: cleanly through its guest, or at once with force."""
     await xapi(ctx, id, "VM.hard_shutdown" if force else "VM.clean_shutdown")
 
 
-@api("vm.restart", params={**_ID, "force": {"type": "boolean", "default": False}}, resolve=_OPERATE)
+@api("vm.restart", params={**ID, **_FORCE}, resolve=_OPERATE)
 async def restart(ctx: Context, id: dict[str, Any], force: bool = False) -> None:
     """Reboot a VM: cleanly, or at once with force."""
     await xapi(ctx, id, "VM.hard_reboot" if force else "VM.clean_reboot")
 
 
-@api("vm.suspend", params=_ID, resolve=_OPERATE)
+@api("vm.suspend", params=ID, resolve=_OPERATE)
 async def suspend(ctx: Context, id: dict[str, Any]) -> None:
     """Suspend a running VM to disk."""
     await xapi(ctx, id, "VM.suspend")
 
 
-@api("vm.resume", params=_ID, resolve=_OPERATE)
+@api("vm.resume", params=ID, resolve=_OPERATE)
 async def resume(ctx: Context, id: dict[str, Any]) -> None:
     """Resume a suspended VM (or unpause a paused one)."""
     if id["power_state"] == "Paused":
@@ -64,21 +70,24 @@ async def resume(ctx: Context, id: dict[str, Any]) -> None:
         await xapi(ctx, id, "VM.resume", False, False)
 
 
-@api("vm.pause", params=_ID, resolve=_OPERATE)
+@api("vm.pause", params=ID, resolve=_OPERATE)
 async def pause(ctx: Context, id: dict[str, Any]) -> None:
     """Pause a running VM."""
     await xapi(ctx, id, "VM.pause")
 
 
-@api("vm.unpause", params=_ID, resolve=_OPERATE)
+@api("vm.unpause", params=ID, resolve=_OPERATE)
 async def unpause(ctx: Context, id: dict[str, Any]) -> None:
     """Let a paused VM run again."""
     await xapi(ctx, id, "VM.unpause")
 
 
 # --- copies and snapshots --------------------------------------------------------------------------
-@api("vm.clone", params={**_ID, "name": {"type": "string"}, "full_copy": {"type": "boolean", "default": False}},
-     resolve=(Resolve("id", ("VM", "VM-snapshot", "VM-template"), "administrate"),))  # fmt: skip
+@api(
+    "vm.clone",
+    params={**ID, "name": string(), "full_copy": boolean(default=False)},
+    resolve=_ADMINISTRATE_ANY,
+)
 async def clone(ctx: Context, id: dict[str, Any], name: str, full_copy: bool = False) -> str:
     """Clone a VM (a full copy when asked); returns the new VM's id."""
     ref = await xapi(
@@ -87,9 +96,16 @@ async def clone(ctx: Context, id: dict[str, Any], name: str, full_copy: bool = F
     return await created(ctx, id, "VM", ref)
 
 
-@api("vm.copy", params={"vm": {"type": "string"}, "sr": {"type": "string"}, "name": {"type": "string", "optional": True},
-                        "compress": {"type": ["boolean", "string"], "optional": True}},
-     resolve=(Resolve("vm", ("VM", "VM-snapshot", "VM-template"), "administrate"), Resolve("sr", ("SR",), "operate")))  # fmt: skip
+@api(
+    "vm.copy",
+    params={
+        "vm": string(),
+        "sr": string(),
+        "name": string(optional=True),
+        "compress": either("boolean", "string", optional=True),
+    },
+    resolve=(Resolve("vm", VMS, "administrate"), Resolve("sr", ("SR",), "operate")),
+)
 async def copy(
     ctx: Context,
     vm: dict[str, Any],
@@ -109,9 +125,11 @@ async def copy(
     return await created(ctx, vm, "VM", ref)
 
 
-@api("vm.snapshot", params={**_ID, "name": {"type": "string", "optional": True},
-                            "description": {"type": "string", "optional": True, "minLength": 0}},
-     resolve=_ADMINISTRATE)  # fmt: skip
+@api(
+    "vm.snapshot",
+    params={**ID, "name": string(optional=True), "description": string(optional=True, minLength=0)},
+    resolve=_ADMINISTRATE,
+)
 async def snapshot(
     ctx: Context, id: dict[str, Any], name: str | None = None, description: str | None = None
 ) -> str:
@@ -123,16 +141,17 @@ async def snapshot(
     return snap
 
 
-@api("vm.revert", params={"snapshot": {"type": "string"}},
-     resolve=(Resolve("snapshot", ("VM-snapshot",), "administrate"),))  # fmt: skip
+@api(
+    "vm.revert",
+    params={"snapshot": string()},
+    resolve=(Resolve("snapshot", ("VM-snapshot",), "administrate"),),
+)
 async def revert(ctx: Context, snapshot: dict[str, Any]) -> None:
     """Put a VM back to one of its snapshots."""
     await xapi(ctx, snapshot, "VM.revert")
 
 
-@api("vm.delete", params={**_ID, "deleteDisks": {"type": "boolean", "default": False},
-                          "force": {"type": "boolean", "default": False}},
-     resolve=(Resolve("id", ("VM", "VM-snapshot", "VM-template"), "administrate"),))  # fmt: skip
+@api("vm.delete", params={**ID, "deleteDisks": boolean(default=False), **_FORCE}, resolve=_ADMINISTRATE_ANY)
 async def delete(ctx: Context, id: dict[str, Any], deleteDisks: bool = False, force: bool = False) -> None:
     """Delete a VM (stopping it first with force), and its own disks when asked."""
     client = ctx.services.servers.client_of(id["$poolId"])
@@ -151,7 +170,7 @@ async def delete(ctx: Context, id: dict[str, Any], deleteDisks: bool = False, fo
         await client.call("VDI.destroy", vdi_ref)
 
 
-@api("vm.convertToTemplate", params=_ID, resolve=_ADMINISTRATE)
+@api("vm.convertToTemplate", params=ID, resolve=_ADMINISTRATE)
 async def convert_to_template(ctx: Context, id: dict[str, Any]) -> None:
     """Turn a halted VM into a template."""
     await xapi(ctx, id, "VM.set_is_a_template", True)
@@ -161,16 +180,15 @@ async def convert_to_template(ctx: Context, id: dict[str, Any]) -> None:
 @api(
     "vm.set",
     params={
-        **_ID,
-        "name_label": {"type": "string", "optional": True},
-        "name_description": {"type": "string", "optional": True, "minLength": 0},
-        "CPUs": {"type": "integer", "optional": True, "minimum": 1},
-        "cpusMax": {"type": "integer", "optional": True, "minimum": 1},
-        "memory": {"type": "integer", "optional": True, "minimum": 16 << 20},
-        "memoryMax": {"type": "integer", "optional": True, "minimum": 16 << 20},
-        "tags": {"type": "array", "items": {"type": "string"}, "optional": True},
-        "auto_poweron": {"type": "boolean", "optional": True},
-        "high_availability": {"type": "string", "enum": ["", "restart", "best-effort"], "optional": True},
+        **ID,
+        **NAMES,
+        "CPUs": integer(optional=True, minimum=1),
+        "cpusMax": integer(optional=True, minimum=1),
+        "memory": integer(optional=True, minimum=16 << 20),
+        "memoryMax": integer(optional=True, minimum=16 << 20),
+        "tags": array(string(), optional=True),
+        "auto_poweron": boolean(optional=True),
+        "high_availability": string(enum=["", "restart", "best-effort"], optional=True),
     },
     resolve=_ADMINISTRATE,
 )
@@ -212,24 +230,24 @@ def _cd_drive(ctx: Context, vm: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-@api("vm.insertCd", params={**_ID, "cd_id": {"type": "string"}, "force": {"type": "boolean", "default": False}},
-     resolve=(*_OPERATE, Resolve("cd_id", ("VDI",), "view")))  # fmt: skip
+@api(
+    "vm.insertCd",
+    params={**ID, "cd_id": string(), **_FORCE},
+    resolve=(*_OPERATE, Resolve("cd_id", ("VDI",), "view")),
+)
 async def insert_cd(ctx: Context, id: dict[str, Any], cd_id: dict[str, Any], force: bool = False) -> None:
     """Put an ISO into the VM's CD drive (creating the drive when it has none; force replaces a disc)."""
     client = ctx.services.servers.client_of(id["$poolId"])
     drive = _cd_drive(ctx, id)
     if drive is None:
-        await client.call("VBD.create", {
-            "VM": id["_xapiRef"], "VDI": cd_id["_xapiRef"], "userdevice": "autodetect", "bootable": False,
-            "mode": "RO", "type": "CD", "unpluggable": True, "empty": False, "other_config": {},
-            "qos_algorithm_type": "", "qos_algorithm_params": {}})  # fmt: skip
+        await client.call("VBD.create", records.vbd(id["_xapiRef"], cd_id["_xapiRef"], type="CD", mode="RO"))
         return
     if drive.get("VDI") and force:
         await client.call("VBD.eject", drive["_xapiRef"])
     await client.call("VBD.insert", drive["_xapiRef"], cd_id["_xapiRef"])
 
 
-@api("vm.ejectCd", params=_ID, resolve=_OPERATE)
+@api("vm.ejectCd", params=ID, resolve=_OPERATE)
 async def eject_cd(ctx: Context, id: dict[str, Any]) -> None:
     """Take the disc out of the VM's CD drive."""
     drive = _cd_drive(ctx, id)
@@ -239,50 +257,94 @@ async def eject_cd(ctx: Context, id: dict[str, Any]) -> None:
 
 
 # --- disks and interfaces ----------------------------------------------------------------------
-@api("vm.attachDisk",
-     params={"vm": {"type": "string"}, "vdi": {"type": "string"}, "bootable": {"type": "boolean", "default": False},
-             "mode": {"type": "string", "enum": ["RW", "RO"], "default": "RW"},
-             "position": {"type": "string", "optional": True}},
-     resolve=(Resolve("vm", ("VM", "VM-template"), "administrate"), Resolve("vdi", ("VDI",), "administrate")))  # fmt: skip
-async def attach_disk(ctx: Context, vm: dict[str, Any], vdi: dict[str, Any], bootable: bool = False,
-                      mode: str = "RW", position: str | None = None) -> None:  # fmt: skip
+@api(
+    "vm.attachDisk",
+    params={
+        "vm": string(),
+        "vdi": string(),
+        "bootable": boolean(default=False),
+        "mode": MODE,
+        "position": string(optional=True),
+    },
+    resolve=(_VM_OR_TEMPLATE, Resolve("vdi", ("VDI",), "administrate")),
+)
+async def attach_disk(
+    ctx: Context,
+    vm: dict[str, Any],
+    vdi: dict[str, Any],
+    bootable: bool = False,
+    mode: str = "RW",
+    position: str | None = None,
+) -> None:
     """Attach an existing disk to a VM (plugged at once when it runs)."""
     await attach(ctx, vm, vdi["_xapiRef"], bootable, mode, position)
 
 
-@api("vm.createInterface",
-     params={"vm": {"type": "string"}, "network": {"type": "string"},
-             "position": {"type": "string", "optional": True}, "mac": {"type": "string", "optional": True},
-             "mtu": {"type": "integer", "optional": True, "minimum": 68}},
-     resolve=(Resolve("vm", ("VM", "VM-template"), "administrate"), Resolve("network", ("network",), "operate")))  # fmt: skip
-async def create_interface(ctx: Context, vm: dict[str, Any], network: dict[str, Any], position: str | None = None,
-                           mac: str | None = None, mtu: int | None = None) -> str:  # fmt: skip
+@api(
+    "vm.createInterface",
+    params={
+        "vm": string(),
+        "network": string(),
+        "position": string(optional=True),
+        "mac": string(optional=True),
+        "mtu": integer(optional=True, minimum=68),
+    },
+    resolve=(_VM_OR_TEMPLATE, Resolve("network", ("network",), "operate")),
+)
+async def create_interface(
+    ctx: Context,
+    vm: dict[str, Any],
+    network: dict[str, Any],
+    position: str | None = None,
+    mac: str | None = None,
+    mtu: int | None = None,
+) -> str:
     """Give a VM a network interface (plugged at once when it runs); returns the interface's id."""
     client = ctx.services.servers.client_of(vm["$poolId"])
-    ref = await client.call("VIF.create", {
-        "device": position or "", "network": network["_xapiRef"], "VM": vm["_xapiRef"], "MAC": mac or "",
-        "MTU": mtu or network.get("MTU") or 1500, "other_config": {}, "qos_algorithm_type": "",
-        "qos_algorithm_params": {}})  # fmt: skip
+    mtu = mtu or network.get("MTU") or 1500
+    record = records.vif(vm["_xapiRef"], network["_xapiRef"], device=position or "", mac=mac or "", mtu=mtu)
+    ref = await client.call("VIF.create", record)
     if vm["power_state"] == "Running":
         await client.call("VIF.plug", ref)
     return await created(ctx, vm, "VIF", ref)
 
 
-@api("vm.migrate",
-     params={"vm": {"type": "string"}, "targetHost": {"type": "string"},
-             "sr": {"type": "string", "optional": True,
-                    "description": "to another pool: the SR for the disks not in mapVdisSrs (default: its default SR)"},
-             "mapVdisSrs": {"type": "object", "optional": True, "description": "to another pool: disk id → SR id"},
-             "mapVifsNetworks": {"type": "object", "optional": True,
-                                 "description": "to another pool: interface id → network id (default: migrationNetwork)"},
-             "migrationNetwork": {"type": "string", "optional": True,
-                                  "description": "to another pool: the network the VM crosses by (default: the "
-                                                 "target host's management network)"}},
-     resolve=(Resolve("vm", ("VM",), "administrate"), Resolve("targetHost", ("host",), "administrate"),
-              Resolve("sr", ("SR",), "administrate"), Resolve("migrationNetwork", ("network",), "administrate")))  # fmt: skip
-async def migrate(ctx: Context, vm: dict[str, Any], targetHost: dict[str, Any], sr: dict[str, Any] | None = None,
-                  mapVdisSrs: dict[str, str] | None = None, mapVifsNetworks: dict[str, str] | None = None,
-                  migrationNetwork: dict[str, Any] | None = None) -> None:  # fmt: skip
+@api(
+    "vm.migrate",
+    params={
+        "vm": string(),
+        "targetHost": string(),
+        "sr": string(
+            optional=True,
+            description="to another pool: the SR for the disks not in mapVdisSrs (default: its default SR)",
+        ),
+        "mapVdisSrs": object_(optional=True, description="to another pool: disk id → SR id"),
+        "mapVifsNetworks": object_(
+            optional=True,
+            description="to another pool: interface id → network id (default: migrationNetwork)",
+        ),
+        "migrationNetwork": string(
+            optional=True,
+            description="to another pool: the network the VM crosses by"
+            " (default: the target host's management network)",
+        ),
+    },
+    resolve=(
+        Resolve("vm", ("VM",), "administrate"),
+        Resolve("targetHost", ("host",), "administrate"),
+        Resolve("sr", ("SR",), "administrate"),
+        Resolve("migrationNetwork", ("network",), "administrate"),
+    ),
+)
+async def migrate(
+    ctx: Context,
+    vm: dict[str, Any],
+    targetHost: dict[str, Any],
+    sr: dict[str, Any] | None = None,
+    mapVdisSrs: dict[str, str] | None = None,
+    mapVifsNetworks: dict[str, str] | None = None,
+    migrationNetwork: dict[str, Any] | None = None,
+) -> None:
     """Move a VM to another host: within its pool, live; to another pool, with its disks and snapshots
     (storage XenMotion: running or halted, disks onto the SRs chosen there, interfaces onto its networks)."""
     if targetHost["$poolId"] == vm["$poolId"]:

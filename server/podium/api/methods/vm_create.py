@@ -19,28 +19,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ... import cloudinit
-from ...xapi import XapiClient, XapiError, XapiFailure
+from ...xapi import XapiClient, XapiError, XapiFailure, records
 from ...xapi.stream import upload
 from ..context import Context
 from ..errors import ApiError, from_xapi, invalid
+from ..params import array, boolean, integer, object_, string
 from ..registry import Resolve, api
-from .common import created
+from .common import NAMES, created
 
 log = logging.getLogger(__name__)
 
-_VIF = {
-    "type": "object",
-    "properties": {"network": {"type": "string"}, "mac": {"type": "string", "optional": True}},
-}
-_VDI = {
-    "type": "object",
-    "properties": {
-        "size": {"type": "integer", "minimum": 1},
-        "SR": {"type": "string", "optional": True},
-        "name_label": {"type": "string", "optional": True},
-        "name_description": {"type": "string", "optional": True, "minLength": 0},
-    },
-}
+_VIF = object_(properties={"network": string(), "mac": string(optional=True)})
+_VDI = object_(properties={"size": integer(minimum=1), "SR": string(optional=True), **NAMES})
+_INSTALLATION = {"method": string(enum=["cdrom"]), "repository": string()}
 
 
 def _retarget_disks(spec: str, sr_uuid: str) -> str:
@@ -61,28 +52,31 @@ def _check(ctx: Context, id_: str, types: tuple[str, ...], action: str, pool: st
 @api(
     "vm.create",
     params={
-        "name_label": {"type": "string"},
-        "name_description": {"type": "string", "optional": True, "minLength": 0},
-        "template": {"type": "string"},
-        "clone": {"type": "boolean", "default": True},
-        "CPUs": {"type": "integer", "optional": True, "minimum": 1},
-        "memory": {"type": "integer", "optional": True, "minimum": 16 << 20},
-        "sr": {"type": "string", "optional": True, "description": "where the template's own disks go"},
-        "VDIs": {"type": "array", "items": _VDI, "optional": True},
-        "VIFs": {"type": "array", "items": _VIF, "optional": True},
-        "installation": {"type": "object", "optional": True,
-                         "properties": {"method": {"type": "string", "enum": ["cdrom"]}, "repository": {"type": "string"}}},
-        "bootAfterCreate": {"type": "boolean", "default": False},
-        "tags": {"type": "array", "items": {"type": "string"}, "optional": True},
-        "cloudConfig": {"type": "string", "optional": True, "minLength": 0,
-                        "description": "user-data of a cloud-init config drive; {name} and {index} are replaced"},
-        "networkConfig": {"type": "string", "optional": True, "minLength": 0,
-                          "description": "network-config of the cloud-init config drive"},
-        "coreOs": {"type": "boolean", "optional": True, "description": "accepted and ignored, as Xen Orchestra does"},
+        "name_label": string(),
+        "name_description": string(optional=True, minLength=0),
+        "template": string(),
+        "clone": boolean(default=True),
+        "CPUs": integer(optional=True, minimum=1),
+        "memory": integer(optional=True, minimum=16 << 20),
+        "sr": string(optional=True, description="where the template's own disks go"),
+        "VDIs": array(_VDI, optional=True),
+        "VIFs": array(_VIF, optional=True),
+        "installation": object_(optional=True, properties=_INSTALLATION),
+        "bootAfterCreate": boolean(default=False),
+        "tags": array(string(), optional=True),
+        "cloudConfig": string(
+            optional=True,
+            minLength=0,
+            description="user-data of a cloud-init config drive; {name} and {index} are replaced",
+        ),
+        "networkConfig": string(
+            optional=True, minLength=0, description="network-config of the cloud-init config drive"
+        ),
+        "coreOs": boolean(optional=True, description="accepted and ignored, as Xen Orchestra does"),
     },
     resolve=(Resolve("template", ("VM-template", "VM-snapshot"), "view"),),
     secret=("password", "cloudConfig", "networkConfig"),
-)  # fmt: skip
+)
 async def create(
     ctx: Context, name_label: str, template: dict[str, Any], clone: bool = True, **opts: Any
 ) -> str:
@@ -103,8 +97,10 @@ async def create(
         else None
     )
 
-    ref = await client.call("VM.clone" if clone else "VM.copy", template["_xapiRef"], name_label,
-                            *([] if clone else ["OpaqueRef:NULL"]))  # fmt: skip
+    if clone:
+        ref = await client.call("VM.clone", template["_xapiRef"], name_label)
+    else:
+        ref = await client.call("VM.copy", template["_xapiRef"], name_label, "OpaqueRef:NULL")
     made: list[str] = []
     try:
         await _configure(client, ref, opts, sr, disk_srs, networks, iso, made)
@@ -125,9 +121,15 @@ async def create(
 
 
 async def _configure(
-    client: XapiClient, ref: str, opts: dict[str, Any], sr: dict[str, Any] | None, disk_srs: list[Any],
-    networks: list[dict[str, Any]], iso: dict[str, Any] | None, made: list[str],
-) -> None:  # fmt: skip
+    client: XapiClient,
+    ref: str,
+    opts: dict[str, Any],
+    sr: dict[str, Any] | None,
+    disk_srs: list[Any],
+    networks: list[dict[str, Any]],
+    iso: dict[str, Any] | None,
+    made: list[str],
+) -> None:
     if opts.get("name_description") is not None:
         await client.call("VM.set_name_description", ref, opts["name_description"])
     if opts.get("tags"):
@@ -149,28 +151,21 @@ async def _configure(
         if sr_ref == "OpaqueRef:NULL":
             pool_ref = (await client.call("pool.get_all"))[0]
             sr_ref = await client.call("pool.get_default_SR", pool_ref)
-        vdi = await client.call("VDI.create", {
-            "name_label": spec.get("name_label", "disk"), "name_description": spec.get("name_description", ""),
-            "SR": sr_ref, "virtual_size": spec["size"], "type": "user", "sharable": False, "read_only": False,
-            "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})  # fmt: skip
+        name = spec.get("name_label", "disk")
+        record = records.vdi(sr_ref, name, spec["size"], description=spec.get("name_description", ""))
+        vdi = await client.call("VDI.create", record)
         made.append(vdi)
-        await client.call("VBD.create", {
-            "VM": ref, "VDI": vdi, "userdevice": "autodetect", "bootable": False, "mode": "RW", "type": "Disk",
-            "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
-            "qos_algorithm_params": {}})  # fmt: skip
+        await client.call("VBD.create", records.vbd(ref, vdi))
     if opts.get("VIFs") is not None:
         for vif in await client.call("VM.get_VIFs", ref):
             await client.call("VIF.destroy", vif)
         for n, (spec, network) in enumerate(zip(opts["VIFs"], networks, strict=True)):
-            await client.call("VIF.create", {
-                "device": str(n), "network": network["_xapiRef"], "VM": ref, "MAC": spec.get("mac", ""),
-                "MTU": network.get("MTU") or 1500, "other_config": {}, "qos_algorithm_type": "",
-                "qos_algorithm_params": {}})  # fmt: skip
+            mtu = network.get("MTU") or 1500
+            record = records.vif(ref, network["_xapiRef"], device=str(n), mac=spec.get("mac", ""), mtu=mtu)
+            await client.call("VIF.create", record)
     if iso is not None:
-        await client.call("VBD.create", {
-            "VM": ref, "VDI": iso["_xapiRef"], "userdevice": "autodetect", "bootable": True, "mode": "RO",
-            "type": "CD", "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "",
-            "qos_algorithm_params": {}})  # fmt: skip
+        cd = records.vbd(ref, iso["_xapiRef"], type="CD", mode="RO", bootable=True)
+        await client.call("VBD.create", cd)
 
 
 async def _config_drive(
@@ -180,25 +175,20 @@ async def _config_drive(
     image = cloudinit.config_drive(
         user_data, str(await client.call("VM.get_uuid", ref)), cloudinit.hostname(name), network_config
     )
-    vdi = await client.call("VDI.create", {
-        "name_label": cloudinit.VDI_NAME, "name_description": "", "SR": await _first_disk_sr(client, ref),
-        "virtual_size": cloudinit.disk_size(image), "type": "user", "sharable": False, "read_only": False,
-        "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []})  # fmt: skip
+    sr = await _first_disk_sr(client, ref)
+    vdi = await client.call("VDI.create", records.vdi(sr, cloudinit.VDI_NAME, cloudinit.disk_size(image)))
     made.append(vdi)
 
     async def body() -> AsyncIterator[bytes]:
         yield image
 
-    await upload(client, "/import_raw_vdi", {"vdi": vdi, "format": "raw"}, body(), len(image),
-                 "Import cloud config drive")  # fmt: skip
+    query = {"vdi": vdi, "format": "raw"}
+    await upload(client, "/import_raw_vdi", query, body(), len(image), "Import cloud config drive")
     allowed = await client.call("VM.get_allowed_VBD_devices", ref)
     if not allowed:
         raise ApiError("the VM has no free disk position left for the cloud config drive")
     position = allowed[1] if allowed[0] == "3" and len(allowed) > 1 else allowed[0]  # 3 is the CD's
-    await client.call("VBD.create", {
-        "VM": ref, "VDI": vdi, "userdevice": position, "bootable": False, "mode": "RW", "type": "Disk",
-        "unpluggable": False, "empty": False, "other_config": {}, "qos_algorithm_type": "",
-        "qos_algorithm_params": {}})  # fmt: skip
+    await client.call("VBD.create", records.vbd(ref, vdi, userdevice=position, unpluggable=False))
 
 
 async def _first_disk_sr(client: XapiClient, ref: str) -> str:

@@ -22,14 +22,12 @@ from ...xapi.stream import download, pieces, upload
 from ...xapi.task import task_refs
 from ..context import Context
 from ..errors import ApiError, invalid
+from ..params import either, string
 from ..registry import Resolve, api
 from ..transfer import error_response, relay_download, request_body, upload_answer
-from .common import created, xapi, xapi_task
+from .common import VMS, created, xapi, xapi_task
 
 log = logging.getLogger(__name__)
-
-_VMS = ("VM", "VM-snapshot", "VM-template")
-_COMPRESS = {"type": ["boolean", "string"], "optional": True}
 
 
 def compression(value: bool | str | None) -> str:
@@ -72,8 +70,11 @@ async def delete_vm_and_disks(client: XapiClient, ref: str) -> None:
         log.warning("could not remove the export snapshot %s: %s", ref, e)
 
 
-@api("vm.export", params={"vm": {"type": "string"}, "compress": _COMPRESS},
-     resolve=(Resolve("vm", _VMS, "administrate"),))  # fmt: skip
+@api(
+    "vm.export",
+    params={"vm": string(), "compress": either("boolean", "string", optional=True)},
+    resolve=(Resolve("vm", VMS, "administrate"),),
+)
 async def export(ctx: Context, vm: dict[str, Any], compress: bool | str | None = None) -> dict[str, str]:
     """Download a VM as an XVA (a running VM through a snapshot); answers ``$getFrom``."""
     client = ctx.services.servers.client_of(vm["$poolId"])
@@ -103,9 +104,11 @@ async def export(ctx: Context, vm: dict[str, Any], compress: bool | str | None =
     return {"$getFrom": path}
 
 
-@api("vm.import", params={"sr": {"type": "string"}, "type": {"type": "string", "enum": ["xva"], "default": "xva"},
-                          "url": {"type": "string", "optional": True}},
-     resolve=(Resolve("sr", ("SR",), "operate"),))  # fmt: skip
+@api(
+    "vm.import",
+    params={"sr": string(), "type": string(enum=["xva"], default="xva"), "url": string(optional=True)},
+    resolve=(Resolve("sr", ("SR",), "operate"),),
+)
 async def import_(ctx: Context, sr: dict[str, Any], type: str = "xva", url: str | None = None) -> Any:
     """Create a VM from an XVA: uploaded (answers ``$sendTo``), or read from a URL (answers its id)."""
     client = ctx.services.servers.client_of(sr["$poolId"])

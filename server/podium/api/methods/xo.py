@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from ..context import Context
+from ..params import boolean, number, object_
 from ..registry import api
 
 
@@ -27,13 +28,9 @@ def matches(obj: dict[str, Any], pattern: dict[str, Any]) -> bool:
 @api(
     "xo.getAllObjects",
     params={
-        "filter": {"type": "object", "optional": True, "description": "properties the objects must have"},
-        "limit": {"type": "number", "optional": True, "minimum": 0},
-        "ndjson": {
-            "type": "boolean",
-            "default": False,
-            "description": "answer a download, one object a line",
-        },
+        "filter": object_(optional=True, description="properties the objects must have"),
+        "limit": number(optional=True, minimum=0),
+        "ndjson": boolean(default=False, description="answer a download, one object a line"),
     },
 )
 async def get_all_objects(

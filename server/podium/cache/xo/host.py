@@ -81,8 +81,8 @@ def _supplemental_packs(rec: Record, reader: Reader, use_updates: bool) -> list[
             continue
         description, rest = str(value).split(", ", 1)
         words = rest.split()
-        packs.append({"name": parts[1], "description": description, "author": parts[0],
-                      "version": words[1] if len(words) > 1 else ""})  # fmt: skip
+        version = words[1] if len(words) > 1 else ""
+        packs.append({"name": parts[1], "description": description, "author": parts[0], "version": version})
     return packs
 
 

@@ -45,11 +45,23 @@ def shape_task(ref: str, rec: Record, reader: Reader) -> Obj:
     return finish(obj, ref, rec, reader, "task")
 
 
+_SM_FIELDS = (
+    "SM_type",
+    "vendor",
+    "name_label",
+    "name_description",
+    "configuration",
+    "features",
+    "driver_filename",
+    "required_cluster_stack",
+    "supported_image_formats",
+)
+
+
 def shape_sm(ref: str, rec: Record, reader: Reader) -> Obj:
     """A storage manager plugin of the pool."""
     obj: Obj = {"type": "SM"}
-    for key in ("SM_type", "vendor", "name_label", "name_description", "configuration", "features",
-                "driver_filename", "required_cluster_stack", "supported_image_formats"):  # fmt: skip
+    for key in _SM_FIELDS:
         if key in rec:
             obj[key] = rec[key]
     return finish(obj, ref, rec, reader, "SM")
@@ -75,37 +87,70 @@ def _fields(type_: str, spec: dict[str, tuple[str, str]]) -> Shaper:
 
 
 shape_pci = _fields(
-    "PCI", {"class_name": ("raw", "class_name"), "device_name": ("raw", "device_name"),
-            "pci_id": ("raw", "pci_id"), "$host": ("link", "host")}
-)  # fmt: skip
+    "PCI",
+    {
+        "class_name": ("raw", "class_name"),
+        "device_name": ("raw", "device_name"),
+        "pci_id": ("raw", "pci_id"),
+        "$host": ("link", "host"),
+    },
+)
 shape_pgpu = _fields(
     "PGPU",
-    {"dom0Access": ("raw", "dom0_access"), "enabledVgpuTypes": ("links", "enabled_VGPU_types"),
-     "gpuGroup": ("link", "GPU_group"), "isSystemDisplayDevice": ("bool", "is_system_display_device"),
-     "pci": ("link", "PCI"), "supportedVgpuTypes": ("links", "supported_VGPU_types"), "host": ("link", "host"),
-     "$host": ("link", "host"), "vgpus": ("links", "resident_VGPUs"), "$vgpus": ("links", "resident_VGPUs")},
-)  # fmt: skip
+    {
+        "dom0Access": ("raw", "dom0_access"),
+        "enabledVgpuTypes": ("links", "enabled_VGPU_types"),
+        "gpuGroup": ("link", "GPU_group"),
+        "isSystemDisplayDevice": ("bool", "is_system_display_device"),
+        "pci": ("link", "PCI"),
+        "supportedVgpuTypes": ("links", "supported_VGPU_types"),
+        "host": ("link", "host"),
+        "$host": ("link", "host"),
+        "vgpus": ("links", "resident_VGPUs"),
+        "$vgpus": ("links", "resident_VGPUs"),
+    },
+)
 shape_vgpu = _fields(
     "vgpu",
-    {"currentlyAttached": ("bool", "currently_attached"), "device": ("raw", "device"),
-     "gpuGroup": ("link", "GPU_group"), "otherConfig": ("raw", "other_config"), "resident_on": ("link", "resident_on"),
-     "vgpuType": ("link", "type"), "vm": ("link", "VM")},
-)  # fmt: skip
+    {
+        "currentlyAttached": ("bool", "currently_attached"),
+        "device": ("raw", "device"),
+        "gpuGroup": ("link", "GPU_group"),
+        "otherConfig": ("raw", "other_config"),
+        "resident_on": ("link", "resident_on"),
+        "vgpuType": ("link", "type"),
+        "vm": ("link", "VM"),
+    },
+)
 shape_gpu_group = _fields(
     "gpuGroup",
-    {"allocation": ("raw", "allocation_algorithm"), "enabledVgpuTypes": ("links", "enabled_VGPU_types"),
-     "gpuTypes": ("raw", "GPU_types"), "name_description": ("raw", "name_description"),
-     "name_label": ("raw", "name_label"), "otherConfig": ("raw", "other_config"), "pgpus": ("links", "PGPUs"),
-     "supportedVgpuTypes": ("links", "supported_VGPU_types"), "vgpus": ("links", "VGPUs")},
-)  # fmt: skip
+    {
+        "allocation": ("raw", "allocation_algorithm"),
+        "enabledVgpuTypes": ("links", "enabled_VGPU_types"),
+        "gpuTypes": ("raw", "GPU_types"),
+        "name_description": ("raw", "name_description"),
+        "name_label": ("raw", "name_label"),
+        "otherConfig": ("raw", "other_config"),
+        "pgpus": ("links", "PGPUs"),
+        "supportedVgpuTypes": ("links", "supported_VGPU_types"),
+        "vgpus": ("links", "VGPUs"),
+    },
+)
 shape_vgpu_type = _fields(
     "vgpuType",
-    {"experimental": ("bool", "experimental"), "framebufferSize": ("raw", "framebuffer_size"),
-     "gpuGroups": ("links", "enabled_on_GPU_groups"), "maxHeads": ("raw", "max_heads"),
-     "maxResolutionX": ("raw", "max_resolution_x"), "maxResolutionY": ("raw", "max_resolution_y"),
-     "modelName": ("raw", "model_name"), "pgpus": ("links", "enabled_on_PGPUs"), "vendorName": ("raw", "vendor_name"),
-     "vgpus": ("links", "VGPUs")},
-)  # fmt: skip
+    {
+        "experimental": ("bool", "experimental"),
+        "framebufferSize": ("raw", "framebuffer_size"),
+        "gpuGroups": ("links", "enabled_on_GPU_groups"),
+        "maxHeads": ("raw", "max_heads"),
+        "maxResolutionX": ("raw", "max_resolution_x"),
+        "maxResolutionY": ("raw", "max_resolution_y"),
+        "modelName": ("raw", "model_name"),
+        "pgpus": ("links", "enabled_on_PGPUs"),
+        "vendorName": ("raw", "vendor_name"),
+        "vgpus": ("links", "VGPUs"),
+    },
+)
 shape_vtpm = _fields("VTPM", {"vm": ("link", "VM")})
 shape_vusb = _fields(
     "VUSB",

@@ -12,9 +12,25 @@ if TYPE_CHECKING:
 
 _THIN = frozenset({"ext", "file", "nfs", "shm", "smb", "xosan", "zfs"})
 _THICK = frozenset(
-    {"hba", "iscsi", "lvhd", "lvhdofcoe", "lvhdohba", "lvhdoiscsi", "lvm", "lvmofcoe", "lvmohba", "lvmoiscsi",
-     "ocfs", "ocfsohba", "ocfsoiscsi", "rawhba", "rawiscsi", "udev"}
-)  # fmt: skip
+    {
+        "hba",
+        "iscsi",
+        "lvhd",
+        "lvhdofcoe",
+        "lvhdohba",
+        "lvhdoiscsi",
+        "lvm",
+        "lvmofcoe",
+        "lvmohba",
+        "lvmoiscsi",
+        "ocfs",
+        "ocfsohba",
+        "ocfsoiscsi",
+        "rawhba",
+        "rawiscsi",
+        "udev",
+    }
+)
 _SECRET_KEY = re.compile("password", re.IGNORECASE)
 OBFUSCATED = "* obfuscated *"
 
