@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import PodiumError
 from ..xapi import Status, Unreachable, XapiFailure
 from .objects import Obj, ObjectCache
-from .xo import SHAPERS, Shaper
+from .xo import SHAPERS, Reader, Shaper
 
 log = logging.getLogger(__name__)
 
@@ -27,64 +27,6 @@ class DuplicatePool(PodiumError):
 
     code = 11
     status = 409
-
-
-class Reader:
-    """What a shaper may read: other records (noted as dependencies) and the ids of references.
-
-    A record read with :meth:`get` is a dependency: any change to it re-shapes the object. A reference
-    turned into an id with :meth:`id` is a link: the id never changes, so only the target appearing or
-    going away re-shapes the object (a VM's change must not re-shape a host listing thousands of VMs).
-    """
-
-    __slots__ = ("_cache", "_links", "_reads")
-
-    def __init__(self, cache: PoolCache) -> None:
-        self._cache = cache
-        self._reads: list[str] = []
-        self._links: list[str] = []
-
-    @property
-    def pool_id(self) -> str:
-        """The pool's uuid."""
-        return self._cache.pool_id
-
-    @property
-    def pool_ref(self) -> str:
-        """The pool object's reference."""
-        return self._cache.pool_ref
-
-    def get(self, ref: str) -> Record | None:
-        """The record of a reference; the object being shaped will be re-shaped when it changes."""
-        if not ref or ref == "OpaqueRef:NULL":
-            return None
-        self._reads.append(ref)
-        return self._cache.records.get(ref)
-
-    def id(self, ref: str) -> str | None:
-        """The id (uuid) of the object of a reference, or None for a null or unknown one."""
-        if not ref or ref == "OpaqueRef:NULL":
-            return None
-        self._links.append(ref)
-        rec = self._cache.records.get(ref)
-        return None if rec is None else str(rec.get("uuid") or ref)
-
-    def ids(self, refs: list[str]) -> list[str]:
-        """The ids of a set of references, skipping unknown ones.
-
-        XAPI keeps such sets true itself (a member that comes or goes is a ``mod`` of the owner), so
-        only a member not known yet is watched for, to be linked when it arrives.
-        """
-        records = self._cache.records
-        out = []
-        for ref in refs:
-            rec = records.get(ref)
-            if rec is None:
-                if ref and ref != "OpaqueRef:NULL":
-                    self._links.append(ref)
-                continue
-            out.append(str(rec.get("uuid") or ref))
-        return out
 
 
 class PoolCache:

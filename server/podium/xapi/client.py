@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from ..net import Endpoint, ssl_option
 from .errors import CallTimeout, ProtocolError, ReadOnly, TlsError, Unreachable, XapiError, XapiFailure
 from .transport import Transport
-
-if TYPE_CHECKING:
-    from .task import TaskWatch
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +33,14 @@ def is_write(method: str) -> bool:
         return False
     name = plain.split(".", 1)[-1]
     return not name.startswith("get_")
+
+
+class TaskWatch(Protocol):
+    """Where the end of a pool's tasks is seen (the pool's cache, fed by its watcher)."""
+
+    async def task_ended(self, ref: str, timeout: float) -> dict[str, Any]:
+        """The task's record once its status is no longer pending. Raises :class:`Unreachable` when the
+        pool's connection is lost while waiting, :class:`TimeoutError` after ``timeout`` seconds."""
 
 
 class XapiClient:

@@ -2,16 +2,16 @@
 
 The pool tells a task's progress and end through ``event.from``, like any other object's change, and the
 pool's watcher already follows those events into the cache. So a :class:`TaskHandle` does not ask the pool
-again and again how its task is doing: it waits for its task's record through a :class:`TaskWatch` (the
-pool's cache is one, see :meth:`podium.cache.PoolCache.task_ended`), which wakes it when that record ends
-pending, and fails it at once when the pool's connection is lost meanwhile.
+again and again how its task is doing: it waits for its task's record through its client's
+:class:`~.client.TaskWatch` (the pool's cache, see :meth:`podium.cache.PoolCache.task_ended`), which wakes
+it when that record ends pending, and fails it at once when the pool's connection is lost meanwhile.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import XapiError, XapiFailure
 
@@ -19,14 +19,6 @@ if TYPE_CHECKING:
     from .client import XapiClient
 
 DEFAULT_TIMEOUT = 3600.0
-
-
-class TaskWatch(Protocol):
-    """Where the end of a pool's tasks is seen (the pool's cache, fed by its watcher)."""
-
-    async def task_ended(self, ref: str, timeout: float) -> dict[str, Any]:
-        """The task's record once its status is no longer pending. Raises :class:`Unreachable` when the
-        pool's connection is lost while waiting, :class:`TimeoutError` after ``timeout`` seconds."""
 
 
 @dataclass

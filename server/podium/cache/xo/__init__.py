@@ -23,6 +23,7 @@ from .misc import (
     shape_vusb,
 )
 from .network import shape_bond, shape_network, shape_pif, shape_vif
+from .reader import Reader
 from .storage import shape_pbd, shape_sr, shape_vbd, shape_vdi
 from .vm import shape_vm
 
@@ -59,4 +60,4 @@ _LINKED = ("VM_metrics", "VM_guest_metrics", "host_metrics", "PIF_metrics", "poo
 
 KEPT_CLASSES: tuple[str, ...] = (*SHAPERS, *_LINKED)
 
-__all__ = ["KEPT_CLASSES", "SHAPERS", "Shaper"]
+__all__ = ["KEPT_CLASSES", "SHAPERS", "Reader", "Shaper"]

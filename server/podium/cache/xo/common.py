@@ -5,14 +5,13 @@ from __future__ import annotations
 import calendar
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
+from .reader import Reader
+from .reader import Record as Record  # the shapers take it from here
 
-Record = dict[str, Any]
 Obj = dict[str, Any]
-Shaper = Callable[[str, Record, "Reader"], Obj | None]
+Shaper = Callable[[str, Record, Reader], Obj | None]
 
 NULL = "OpaqueRef:NULL"
 _EPOCH = "19700101T00:00:00Z"

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import NULL, Obj, Record, finish, link, links, num, put, truthy, ts
-
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
+from .reader import Reader
 
 GIB = 1 << 30
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .common import NULL, Obj, Record, finish, link, links, put, ts
-
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
-    from .common import Shaper
+from .common import NULL, Obj, Record, Shaper, finish, link, links, put, ts
+from .reader import Reader
 
 
 def shape_message(ref: str, rec: Record, reader: Reader) -> Obj:

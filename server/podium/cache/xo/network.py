@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .common import NULL, Obj, Record, finish, link, links, num, put
-
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
+from .reader import Reader
 
 
 def shape_vif(ref: str, rec: Record, reader: Reader) -> Obj:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from .common import NULL, Obj, Record, finish, link, links, num, put, ts
-
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
+from .reader import Reader
 
 _THIN = frozenset({"ext", "file", "nfs", "shm", "smb", "xosan", "zfs"})
 _THICK = frozenset(

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .common import NULL, Obj, Record, finish, link, links, num, put, ts
-
-if TYPE_CHECKING:
-    from ..pool_cache import Reader
+from .reader import Reader
 
 _OLD_IP = re.compile(r"^(\d+)/ip$")
 _NEW_IP = re.compile(r"^(\d+)/(ipv[46])/\d+$")
