@@ -20,6 +20,14 @@ def shared_sim() -> Iterator[Sim]:
 
 
 @pytest.fixture
+def still_sim() -> Iterator[Sim]:
+    """A fresh simulator whose consoles change only when typed into (no clock, no blink)."""
+    sim = start_sim("--op-seconds", "0.01", env={"XAPISIM_CONSOLE_TICK": "0"})
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
 def tls_sim() -> Iterator[Sim]:
     """A fresh simulator speaking HTTPS (one certificate for every host)."""
     sim = start_sim("--tls")

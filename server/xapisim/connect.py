@@ -3,7 +3,7 @@
 aiohttp refuses a CONNECT whose target is a path rather than ``host:port`` (authority form, RFC 9112)
 before any handler runs, and XAPI's clients send ``CONNECT /console?… HTTP/1.0``. So each host's
 :class:`ConnectSite` looks at the first bytes of every connection: a CONNECT is handed, with its bytes,
-to the consoles (:meth:`xapisim.console.Consoles.accept`), anything else to aiohttp as if it had
+to the consoles (:meth:`xapisim.console_server.Consoles.accept`), anything else to aiohttp as if it had
 accepted the connection itself. Only the first packet of a connection pays for the look.
 """
 

@@ -14,7 +14,7 @@
 | ``POST /settings`` ``{"op_seconds": s, "boot_seconds": s, "auth_failure_delay": s}`` | tune the simulated time |
 | ``POST /faults`` ``{"method": M, "error": [CODE, …], "skip": 0, "times": 1}`` | make calls of M fail (see ``faults.py``) |
 | ``GET /faults`` / ``DELETE /faults`` | the faults still armed / disarm them all |
-| ``GET /calls`` / ``DELETE /calls`` | how many calls of each method the hosts answered since the start / the last reset |
+| ``GET /calls`` / ``DELETE /calls`` | how many calls the hosts answered since the start / the last reset, by the name each was made by (``event_from`` apart from ``event.from``) |
 """
 
 from __future__ import annotations

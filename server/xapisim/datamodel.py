@@ -221,6 +221,13 @@ class DataModel:
                 )
             self.classes[c["name"]] = Class(c["name"], fields, messages, enums)
         self._lower = {name.lower(): cls for name, cls in self.classes.items()}
+        # xapi's generated server matches each message under two names, "VM.start" and "VM_start"; the
+        # first match wins there as here (no two names collide in the bundled model).
+        self._messages: dict[str, tuple[Class, Message]] = {}
+        for cls in self.classes.values():
+            for msg in cls.messages.values():
+                for sep in (".", "_"):
+                    self._messages.setdefault(f"{cls.name}{sep}{msg.name}", (cls, msg))
 
     def get(self, name: str) -> Class | None:
         """The class of this exact name (as in method names: ``VM``, ``host``)."""
@@ -229,6 +236,10 @@ class DataModel:
     def find(self, name: str) -> Class | None:
         """The class of this name, ignoring case (dumps and event subscriptions vary)."""
         return self.classes.get(name) or self._lower.get(name.lower())
+
+    def message(self, name: str) -> tuple[Class, Message] | None:
+        """The class and message a call names: ``Class.message``, or ``Class_message`` as xapi accepts too."""
+        return self._messages.get(name)
 
     def new_record(self, cls: Class) -> dict[str, Any]:
         """A record of the class with every field at its default."""

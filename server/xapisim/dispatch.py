@@ -1,5 +1,13 @@
 """Routing of API calls: the checks xapi makes before any handler runs, and ``Async.*`` as tasks.
 
+Every message answers under both names xapi's generated server matches: ``Class.message`` and
+``Class_message`` (``VM_get_all_records``, ``event_from``: what Python's XenAPI SDK sends for
+``session.xenapi.event_from``, ``from`` being a keyword there), each also after ``Async.`` for a task
+(``Async.VM_start``; ``Async_VM_start`` names nothing, as in xapi). As xapi, errors name the call as
+the client spelled it less ``Async.`` (MESSAGE_METHOD_UNKNOWN ``VM_frobnicate``,
+MESSAGE_PARAMETER_COUNT_MISMATCH ``VM_start``), its task is named with the whole name
+(``Async.VM_start``), and ``system.listMethods`` lists the ``Class.message`` names only.
+
 Order, as in xapi's generated server: method known (MESSAGE_METHOD_UNKNOWN), parameter count
 (MESSAGE_PARAMETER_COUNT_MISMATCH, counted without the session), session valid (SESSION_INVALID),
 parameter types (FIELD_TYPE_ERROR), then the handler. A message of the data model with no handler of
@@ -11,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .call import Call, Handler
 from .datamodel import Class, Message, Type
 from .errors import Failure
-from .values import XDateTime, new_ref, normalize_datetime, now
+from .generic import accessor, generic_handler
+from .values import XDateTime, normalize_datetime, now
 from .wire import xml_value
 
 if TYPE_CHECKING:
@@ -26,9 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[..., Awaitable[Any]]
 HANDLERS: dict[str, Handler] = {}
 
+_ASYNC = "Async."
 # Messages whose Async form xapi refuses: getters, setters and the other implicit accessors.
 _SYNC_ONLY_PREFIXES = ("get_", "set_", "add_", "remove_")
 
@@ -44,79 +53,34 @@ def handler(*names: str) -> Callable[[Handler], Handler]:
     return register
 
 
-@dataclass
-class Call:
-    """One call in progress: where it arrived, who made it, and the task that tracks it if Async."""
-
-    sim: Simulator
-    pool: Pool
-    host: Host
-    method: str
-    session: str | None = None
-    task: str | None = None
-    op_key: str = field(default_factory=new_ref)
-
-    @property
-    def db(self) -> Database:
-        """The database of the pool the call arrived at."""
-        return self.pool.db
-
-    async def work(self, seconds: float | None = None, steps: int = 5) -> None:
-        """Let simulated time pass for an operation, reporting progress and honouring task.cancel."""
-        total = self.sim.op_seconds if seconds is None else seconds
-        for i in range(steps):
-            self.check_cancelled()
-            if total > 0:
-                await asyncio.sleep(total / steps)
-            if self.task and self.db.get("task", self.task):
-                progress = round((i + 1) / (steps + 1), 2)
-                self.db.update("task", self.task, progress=progress)
-        self.check_cancelled()
-
-    def check_cancelled(self) -> None:
-        """Raise TASK_CANCELLED when task.cancel was called on this call's task."""
-        if not self.task:
-            return
-        record = self.db.get("task", self.task)
-        if record is not None and record["status"] == "cancelling":
-            raise Failure("TASK_CANCELLED", self.task)
-
-
-def split_method(method: str) -> tuple[bool, str, str]:
-    """``Async.VM.start`` → (True, "VM", "start")."""
-    is_async = method.startswith("Async.")
-    name = method[6:] if is_async else method
-    cls, _, msg = name.partition(".")
-    return is_async, cls, msg
-
-
 async def dispatch(sim: Simulator, pool: Pool, host: Host, method: str, params: list[Any]) -> Any:
     """Run one API call and return its value, or raise :class:`Failure`."""
-    sim.calls[method] += 1
+    sim.calls[method] += 1  # under the name the client called, whatever it names
     if method == "system.listMethods":
         return sim.list_methods()
     if method.startswith("system.isAlive"):
         return params[0] if params else ""
-    is_async, cls_name, msg_name = split_method(method)
-    plain = f"{cls_name}.{msg_name}"
-    cls = sim.dm.get(cls_name)
-    message = cls.messages.get(msg_name) if cls else None
-    if cls is None or message is None:
-        raise Failure("MESSAGE_METHOD_UNKNOWN", plain)
-    args = _check_count(plain, message, params)
-    ctx = Call(sim, pool, host, method)
+    is_async = method.startswith(_ASYNC)
+    called = method.removeprefix(_ASYNC)  # xapi's name for the call in its errors
+    found = sim.dm.message(called)
+    if found is None:
+        raise Failure("MESSAGE_METHOD_UNKNOWN", called)
+    cls, message = found
+    name = f"{cls.name}.{message.name}"
+    args = _check_count(called, message, params)
+    ctx = Call(sim, pool, host, name, label=method)
     if message.takes_session:
         ctx.session = sim.check_session(pool, params[0])
-    elif plain not in sim.no_session_methods:
-        raise Failure("MESSAGE_METHOD_UNKNOWN", plain)
+    elif name not in sim.no_session_methods:
+        raise Failure("MESSAGE_METHOD_UNKNOWN", called)
     values = [coerce(p.type, v, p.name, sim) for p, v in zip(_declared(message), args, strict=False)]
-    fn = HANDLERS.get(plain) or _generic(cls, message)
-    failure = sim.faults.take(plain)
+    fn = HANDLERS.get(name) or _generic(cls, message)
+    failure = sim.faults.take(name)
     if failure is not None:
         fn = _failing(failure)
     if is_async:
-        if message.implicit and msg_name.startswith(_SYNC_ONLY_PREFIXES):
-            raise Failure("Fault", f"No async mode for this operation (rpc: {plain})")
+        if message.implicit and message.name.startswith(_SYNC_ONLY_PREFIXES):
+            raise Failure("Fault", f"No async mode for this operation (rpc: {called})")
         return start_task(ctx, fn, values, message)
     return await fn(ctx, *values)
 
@@ -125,7 +89,7 @@ def _failing(failure: Failure) -> Handler:
     """A handler that ends in a failure the control surface injected (see ``faults.py``)."""
 
     async def fail(ctx: Call, *values: Any) -> Any:
-        log.info("%s fails as injected: %s", ctx.method, failure)
+        log.info("%s fails as injected: %s", ctx.label, failure)
         raise failure
 
     return fail
@@ -138,8 +102,6 @@ def _generic(cls: Class, message: Message) -> Handler:
     ``pool.add_to_guest_agent_config``); without a handler of their own here they behave as the implicit
     accessor of their field would.
     """
-    from .generic import accessor, generic_handler
-
     if message.implicit:
         return generic_handler(cls, message)
     fn = accessor(cls, message)
@@ -152,14 +114,14 @@ def _declared(message: Message) -> list[Any]:
     return message.params[1:] if message.takes_session else message.params
 
 
-def _check_count(plain: str, message: Message, params: list[Any]) -> list[Any]:
+def _check_count(called: str, message: Message, params: list[Any]) -> list[Any]:
     """The arguments after the session, with left-out trailing parameters at their defaults."""
     declared = _declared(message)
     given = params[1:] if message.takes_session else params
     if message.takes_session and not params:
-        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", plain, message.mandatory, 0)
+        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", called, message.mandatory, 0)
     if not message.mandatory <= len(given) <= len(declared):
-        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", plain, message.mandatory, len(given))
+        raise Failure("MESSAGE_PARAMETER_COUNT_MISMATCH", called, message.mandatory, len(given))
     return [*given, *(p.default for p in declared[len(given) :])]
 
 
@@ -280,7 +242,7 @@ def finish_task(db: Database, task: str, result: Any = None, failure: Failure | 
 
 def start_task(ctx: Call, fn: Handler, values: list[Any], message: Message) -> str:
     """Run a handler in the background under a new task and return the task reference at once."""
-    task = create_task(ctx, ctx.method)
+    task = create_task(ctx, ctx.label)
     ctx.task = ctx.op_key = task
 
     async def run() -> None:
@@ -292,10 +254,10 @@ def start_task(ctx: Call, fn: Handler, values: list[Any], message: Message) -> s
             finish_task(ctx.db, task, failure=Failure("TASK_CANCELLED", task))
             raise
         except Exception as e:  # a bug in the simulator: report it as xapi reports its own
-            log.exception("%s failed", ctx.method)
+            log.exception("%s failed", ctx.label)
             finish_task(ctx.db, task, failure=Failure("INTERNAL_ERROR", repr(e)))
         else:
             finish_task(ctx.db, task, result=result)
 
-    ctx.pool.spawn(run(), name=f"task {ctx.method}")
+    ctx.pool.spawn(run(), name=f"task {ctx.label}")
     return task

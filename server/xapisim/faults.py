@@ -1,14 +1,15 @@
 """Failures a test asks for through the control surface: a XAPI call, or a raw disk upload, that fails on demand.
 
 A fault names what it fails: a method (``VBD.create``; it matches the plain call and ``Async.VBD.create``
-alike) or a transfer path, ``/import_raw_vdi`` or ``/export``. It carries the XAPI error to raise (code, then
-parameters), how many matching calls pass first (``skip``) and how many then fail (``times``; 0: every
-one until the faults are cleared). A call that meets a fault fails after xapi's own checks (method,
-parameter count, session, types), changing nothing: its error comes on the wire, or on the task of an
-``Async`` call. An upload to ``/import_raw_vdi`` that meets one fails as a disk write error would: the
-body is read, then the task fails with the error (the answer was HTTP 200, before the body, as xapi's).
-An ``/export`` that meets one fails as a disk read error after the last disk: the XVA stops before its
-end, the connection closes as after a whole one, and only the task says it failed.
+alike, under either of xapi's names: ``VBD_create`` too) or a transfer path, ``/import_raw_vdi`` or
+``/export``. It carries the XAPI error to raise (code, then parameters), how many matching calls pass
+first (``skip``) and how many then fail (``times``; 0: every one until the faults are cleared). A call
+that meets a fault fails after xapi's own checks (method, parameter count, session, types), changing
+nothing: its error comes on the wire, or on the task of an ``Async`` call. An upload to
+``/import_raw_vdi`` that meets one fails as a disk write error would: the body is read, then the task
+fails with the error (the answer was HTTP 200, before the body, as xapi's). An ``/export`` that meets one
+fails as a disk read error after the last disk: the XVA stops before its end, the connection closes as
+after a whole one, and only the task says it failed.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .call import Call, Handler
 from .datamodel import Class, Message
-from .dispatch import Call, Handler
 from .errors import Failure
 from .records import LazyRecord, LazyRecords
 

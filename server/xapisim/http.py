@@ -17,7 +17,8 @@ from aiohttp import web
 
 from . import messages as _messages  # noqa: F401  (registers the handlers)
 from .connect import ConnectSite
-from .console import Consoles
+from .console_records import ConsoleRecords
+from .console_server import Consoles
 from .dispatch import dispatch
 from .errors import Failure
 from .rrd import handler as rrd_handler
@@ -66,9 +67,11 @@ class Listeners:
             self.app.router.add_route("POST", path, self._xmlrpc)
         self.app.router.add_route("OPTIONS", "/{tail:.*}", self._options)
         self.app.router.add_route("GET", "/", self._index)
-        Transfers(self).add_routes(self.app)
-        self.app.router.add_route("GET", "/rrd_updates", rrd_handler(self))
-        self.consoles = Consoles(self)  # CONNECT /console, sniffed by each host's ConnectSite
+        Transfers(sim, self.hold).add_routes(self.app)
+        self.app.router.add_route("GET", "/rrd_updates", rrd_handler(sim))
+        self.consoles = Consoles()  # CONNECT /console, sniffed by each host's ConnectSite
+        # console records in step with the VMs, at these listeners' URLs; their clients follow them
+        self.console_records = ConsoleRecords(sim, self.url, self.consoles.follow)
         self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         self.state: dict[str, HostState] = {}
         sim.switch = self  # hosts that reboot or restart their xapi close and reopen their listener
@@ -90,7 +93,7 @@ class Listeners:
             try:
                 for host in hosts:
                     await self.start_host(host)
-                self.consoles.relocate()  # console locations name the port, known only now
+                self.console_records.relocate()  # console locations name the port, known only now
                 return
             except OSError as e:
                 # Another process holds the port on one of our addresses: let go and pick again.
@@ -109,7 +112,7 @@ class Listeners:
             self.runner,
             host.address,
             self.port,
-            self.consoles.accept,
+            self._connect,
             ssl_context=self.tls,
             reuse_address=True,
         )
@@ -131,6 +134,22 @@ class Listeners:
             await st.site.stop()
             st.site = None
         self._drop(st)
+
+    def hold(
+        self, host: Host, transport: asyncio.BaseTransport, task: asyncio.Task[Any] | None = None
+    ) -> None:
+        """Count a connection (and the task serving it) as the host's: stopping the host, or dropping
+        connections, ends them."""
+        st = self.state[host.ref]
+        st.transports.add(transport)
+        if task is not None:
+            st.calls.add(task)
+
+    def release(self, host: Host, transport: asyncio.BaseTransport, task: asyncio.Task[Any]) -> None:
+        """Forget a connection, and the task that served it, once it is over."""
+        st = self.state[host.ref]
+        st.transports.discard(transport)
+        st.calls.discard(task)
 
     def drop_connections(self) -> int:
         """Close every open client connection of every host (listeners stay up); returns how many."""
@@ -154,9 +173,18 @@ class Listeners:
         await self.runner.cleanup()
 
     # -- request handling ----------------------------------------------------------------------
+    def _connect(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Hand a connection whose first bytes are a CONNECT to the consoles, held as its host's."""
+        host = self.sim.host_reached(transport)
+        if host is None or not host.up:  # stopped since it accepted the connection
+            transport.abort()
+            return
+        task = self.consoles.accept(host, transport, data)
+        self.hold(host, transport, task)
+        task.add_done_callback(lambda done: self.release(host, transport, done))
+
     def _host_of(self, request: web.Request) -> Host | None:
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        return self.sim.host_at(sockname[0]) if sockname else None
+        return self.sim.host_reached(request.transport)
 
     async def _call(self, request: web.Request, method: str, params: list[Any]) -> Any:
         host = self._host_of(request)

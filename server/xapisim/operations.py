@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from .call import Call
 from .database import Database
-from .dispatch import Call
 from .errors import Failure
 from .generic import record_of
 

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import lru_cache
 from typing import Protocol
 
@@ -59,10 +59,7 @@ class PixelFormat:
 
     def pack(self) -> bytes:
         """The 16 bytes of the wire form."""
-        return self._STRUCT.pack(
-            self.bpp, self.depth, self.big_endian, self.true_colour, self.red_max, self.green_max,
-            self.blue_max, self.red_shift, self.green_shift, self.blue_shift,
-        )  # fmt: skip
+        return self._STRUCT.pack(*astuple(self))  # the fields in their wire order
 
     @classmethod
     def unpack(cls, data: bytes) -> PixelFormat:

@@ -23,15 +23,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from .simulator import Host, Pool
+from .simulator import Host, Pool, Simulator
 from .values import NULL_REF
-
-if TYPE_CHECKING:
-    from .http import Listeners
 
 STEP = 5
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "X-Requested-With"}
@@ -259,12 +256,11 @@ def to_json(x: Xport) -> str:
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
-def handler(listeners: Listeners) -> Callable[[web.Request], Any]:
+def handler(sim: Simulator) -> Callable[[web.Request], Any]:
     """The aiohttp handler of ``GET /rrd_updates`` for a simulator's listeners."""
 
     async def rrd_updates(request: web.Request) -> web.Response:
-        sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        host = listeners.sim.host_at(sockname[0]) if sockname else None
+        host = sim.host_reached(request.transport)
         if host is None or not host.up:
             raise web.HTTPServiceUnavailable()
         query = request.query

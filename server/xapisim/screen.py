@@ -18,10 +18,23 @@ COLS, ROWS = WIDTH // CELL_W, HEIGHT // CELL_H
 
 # The 16 colours of the VGA text palette, by index.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (0, 0, 0), (0, 0, 170), (0, 170, 0), (0, 170, 170), (170, 0, 0), (170, 0, 170), (170, 85, 0),
-    (170, 170, 170), (85, 85, 85), (85, 85, 255), (85, 255, 85), (85, 255, 255), (255, 85, 85),
-    (255, 85, 255), (255, 255, 85), (255, 255, 255),
-)  # fmt: skip
+    (0, 0, 0),  # black
+    (0, 0, 170),  # blue
+    (0, 170, 0),  # green
+    (0, 170, 170),  # cyan
+    (170, 0, 0),  # red
+    (170, 0, 170),  # magenta
+    (170, 85, 0),  # brown
+    (170, 170, 170),  # grey
+    (85, 85, 85),  # dark grey
+    (85, 85, 255),  # light blue
+    (85, 255, 85),  # light green
+    (85, 255, 255),  # light cyan
+    (255, 85, 85),  # light red
+    (255, 85, 255),  # light magenta
+    (255, 255, 85),  # yellow
+    (255, 255, 255),  # white
+)
 BLACK, BLUE, GREY, WHITE, YELLOW = 0, 1, 7, 15, 14
 
 # ASCII 32..126, eight rows of five pixels per glyph, each row one base-32 digit (bit 4 = leftmost pixel);

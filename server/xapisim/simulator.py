@@ -130,6 +130,13 @@ class HostSwitch(Protocol):
         """Open a host's listener."""
 
 
+class ConsoleKeeper(Protocol):
+    """What keeps console records in step with the VMs (:class:`xapisim.console_records.ConsoleRecords`)."""
+
+    def schedule(self, pool: Pool, vm_ref: str) -> None:
+        """Make a VM's console records follow its state once the current call's synchronous work is over."""
+
+
 class Simulator:
     """Every pool of the simulator, the credentials they accept and their tunables."""
 
@@ -155,11 +162,13 @@ class Simulator:
         self.history = history
         self.disks = Disks(disk_dir)
         self.faults = Faults()  # failures tests ask for through the control surface
-        self.calls: Counter[str] = Counter()  # calls answered, by method (GET /calls: what a client asks)
+        # calls answered, by the name each was called by (GET /calls: what a client asks, as it asks it)
+        self.calls: Counter[str] = Counter()
         self.pools: list[Pool] = []
         self.no_session_methods = {"session.login_with_password", "session.slave_local_login_with_password"}
         self._methods: list[str] | None = None
         self.switch: HostSwitch | None = None  # the listeners, once they exist
+        self.consoles: ConsoleKeeper | None = None  # the console records' upkeep, once the listeners exist
 
     def add_pool(self, path: str | Path) -> Pool:
         """Load a database dump as a new pool, giving each host a loopback address of its own."""
@@ -216,7 +225,8 @@ class Simulator:
         return sum(pool.end_sessions() for pool in self.pools)
 
     def list_methods(self) -> list[str]:
-        """Every method name of the data model (the synchronous names, as clients parse them)."""
+        """Every method name of the data model: the synchronous ``Class.message`` names, as xapi lists them
+        (not the ``Class_message`` names it answers too)."""
         if self._methods is None:
             names = [
                 f"{cls.name}.{msg.name}" for cls in self.dm.classes.values() for msg in cls.messages.values()
@@ -232,3 +242,8 @@ class Simulator:
                 if host.address == address:
                     return host
         return None
+
+    def host_reached(self, transport: asyncio.BaseTransport | None) -> Host | None:
+        """The host whose address a connection reached (None once the connection is gone)."""
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+        return self.host_at(sockname[0]) if sockname else None

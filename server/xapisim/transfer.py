@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 
+from .call import Call
 from .disks import is_zero
-from .dispatch import Call, create_task, finish_task
+from .dispatch import create_task, finish_task
 from .errors import Failure
 from .messages.storage import account_sr, create_vdi, destroy_vdi, random_mac
 from .messages.vm import operation
@@ -48,18 +49,30 @@ from .xva import (
 )
 
 if TYPE_CHECKING:
-    from .http import Listeners
-    from .simulator import Host, Pool
+    from .simulator import Host, Pool, Simulator
 
 log = logging.getLogger(__name__)
+
+# Counts a connection as a host's, so that stopping the host or dropping connections ends the transfer.
+Hold = Callable[["Host", asyncio.BaseTransport], None]
+
+# VM fields an imported VM takes as numbers from ova.xml.
+_VM_NUMBERS = (
+    "VCPUs_max",
+    "VCPUs_at_startup",
+    "memory_static_max",
+    "memory_static_min",
+    "memory_dynamic_max",
+    "memory_dynamic_min",
+)
 
 
 class Transfers:
     """The transfer handlers of a simulator's listeners."""
 
-    def __init__(self, listeners: Listeners) -> None:
-        self.listeners = listeners
-        self.sim = listeners.sim
+    def __init__(self, sim: Simulator, hold: Hold) -> None:
+        self.sim = sim
+        self.hold = hold
 
     def add_routes(self, app: web.Application) -> None:
         """Register the handlers."""
@@ -71,7 +84,7 @@ class Transfers:
     # -- common ------------------------------------------------------------------------------------
     def _call(self, request: web.Request, label: str) -> Call:
         """The session, pool and task of a transfer, or the HTTP error xapi answers."""
-        host: Host | None = self.listeners._host_of(request)
+        host = self.sim.host_reached(request.transport)
         if host is None or not host.up:
             raise web.HTTPServiceUnavailable()
         pool: Pool = host.pool
@@ -92,7 +105,7 @@ class Transfers:
             task = create_task(ctx, label)
         ctx.task = ctx.op_key = task
         if request.transport is not None:
-            self.listeners.state[host.ref].transports.add(request.transport)
+            self.hold(host, request.transport)
         return ctx
 
     def _resolve(self, ctx: Call, cls: str, request: web.Request, *keys: str) -> str:
@@ -276,8 +289,7 @@ class Transfers:
             # (HVM_boot_policy, domain_type …)
             if k in model.fields and model.fields[k].qualifier in ("RW", "RO/constructor") and not _is_ref(v)
         }
-        for name in ("VCPUs_max", "VCPUs_at_startup", "memory_static_max", "memory_static_min",
-                     "memory_dynamic_max", "memory_dynamic_min"):  # fmt: skip
+        for name in _VM_NUMBERS:
             if name in snap:
                 fields[name] = int(snap[name])
         fields.update(power_state="Halted", is_a_template=bool(snap.get("is_a_template", False)))

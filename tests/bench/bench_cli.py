@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.bench.bench_transfer import GIB, fill, mbps, put_file
 from tests.harness.cliproc import PODIUM, environ
 from tests.harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, connected, start_server, wait_object
-from tests.harness.simproc import BUNDLED_DB, jsonrpc, start_sim
-from tests.integration.test_xapisim_transfer import guest_with_disk, login, storage
+from tests.harness.simdisks import guest_with_disk
+from tests.harness.simproc import BUNDLED_DB, jsonrpc, start_sim, storage
+from tests.harness.simproc import master_session as login
 
 SIZE = int(os.environ.get("BENCH_DISK_GIB", "2")) * GIB
 ROUNDS = 3

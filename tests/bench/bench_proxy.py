@@ -25,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from podium_appliance.layout import Layout
 from tests.harness.nginxproc import Figures, GiB, ProxiedApi, RoundTrip, start_nginx, trusting, vm_round_trip
-from tests.harness.serverproc import connected, free_port, start_server
+from tests.harness.serverproc import connected, disk_sr, free_port, pool_ids, start_server
 from tests.harness.simproc import start_sim
-from tests.integration.test_api_transfer import disk_sr, pool_ids
 
 SIZE = int(os.environ.get("BENCH_DISK_GIB", "2")) * GiB
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))

@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.harness.procstat import status_kb
 from tests.harness.serverproc import Api, connected, start_server, wait_object
-from tests.harness.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim
-from tests.integration.test_xapisim_transfer import guest_with_disk, login, storage, wait_task
+from tests.harness.simdisks import guest_with_disk, wait_task
+from tests.harness.simproc import BUNDLED_DB, TEST_DBS, jsonrpc, start_sim, storage
+from tests.harness.simproc import master_session as login
 
 GIB = 1 << 30
 SIZE = int(os.environ.get("BENCH_DISK_GIB", "4")) * GIB

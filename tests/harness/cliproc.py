@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,13 @@ def certificate(
 def fingerprint(cert: x509.Certificate) -> str:
     """A certificate's SHA-256 fingerprint as ``AB:CD:…``."""
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
+def wait_seen(home: Path, id_: str) -> dict[str, object]:
+    """The object once Podium has it."""
+    for _ in range(100):
+        found = objects(home, f"id={id_}")
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"{id_} never reached Podium")

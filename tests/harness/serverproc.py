@@ -191,3 +191,19 @@ async def until(api: Api, id_: str, check: Any, timeout: float = 20.0) -> dict[s
 async def wait_object(api: Api, id_: str, timeout: float = 20.0) -> dict[str, Any]:
     """The object once the signed-in user sees it."""
     return await until(api, id_, lambda _o: True, timeout)
+
+
+async def objects(api: Api, **filter_: Any) -> dict[str, dict[str, Any]]:
+    return await api.call("xo.getAllObjects", {"filter": filter_})  # type: ignore[no-any-return]
+
+
+async def pool_ids(api: Api) -> list[str]:
+    pools = await objects(api, type="pool")
+    return sorted(pools, key=lambda p: (pools[p]["name_label"] != "16And23" and pools[p]["name_label"]) or "")
+
+
+async def disk_sr(api: Api, pool: str) -> dict[str, Any]:
+    srs = await objects(api, type="SR", **{"$poolId": pool})
+    return next(
+        sr for _, sr in sorted(srs.items()) if sr["content_type"] != "iso" and sr["SR_type"] != "udev"
+    )

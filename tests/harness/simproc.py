@@ -1,4 +1,9 @@
-"""Run ``python -m xapisim`` as a real process for tests, and talk to it over its wire protocols."""
+"""Run ``python -m xapisim`` as a real process for tests, and talk to it over its wire protocols.
+
+Tests call a pool through :func:`login` and :func:`call` (JSON-RPC on its master, or on the host at a
+URL they name) and expect failures with :func:`fails`; the fixtures that start simulators are in
+``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,18 @@ import json
 import os
 import shlex
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_DB = ROOT / "server" / "xapisim" / "data" / "tampa-poolof16and23-xapi-db.xml"
@@ -66,6 +75,11 @@ class Sim:
         """What the simulator has logged so far."""
         return self.log_path.read_text(errors="replace")
 
+    def context(self) -> ssl.SSLContext | None:
+        """How tests reach its hosts: None over HTTP; with ``--tls``, a context that takes the hosts'
+        self-signed certificates (each host has its own; tests of verification make their own clients)."""
+        return ssl._create_unverified_context() if self.fingerprint else None
+
     def stop(self) -> int:
         """SIGTERM, then wait; returns the exit status (0 when it stopped cleanly)."""
         terminate(self.proc)
@@ -87,12 +101,14 @@ def terminate(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
     return proc.returncode
 
 
-def start_sim(*args: str, password: str | None = PASSWORD, timeout: float = 60.0) -> Sim:
-    """Start the simulator and wait for ``ready``."""
+def start_sim(
+    *args: str, password: str | None = PASSWORD, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> Sim:
+    """Start the simulator and wait for ``ready``; ``env`` adds to its environment."""
     cmd = [sys.executable, "-m", "xapisim", "--auth-failure-delay", "0.2", *args]
     if password is not None:
         cmd += ["--password", password]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     fd, log_name = tempfile.mkstemp(prefix="xapisim-", suffix=".log")
     with os.fdopen(fd, "w") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
@@ -123,14 +139,21 @@ def start_sim(*args: str, password: str | None = PASSWORD, timeout: float = 60.0
 _ids = iter(range(1, 1 << 30))
 
 
-def jsonrpc(url: str, method: str, *params: Any, version: str | None = "2.0", timeout: float = 30) -> Any:
+def jsonrpc(
+    url: str,
+    method: str,
+    *params: Any,
+    version: str | None = "2.0",
+    timeout: float = 30,
+    context: ssl.SSLContext | None = None,
+) -> Any:
     """One JSON-RPC call; returns the result or raises :class:`XapiFailure`."""
     body: dict[str, Any] = {"method": method, "params": list(params), "id": next(_ids)}
     if version:
         body["jsonrpc"] = version
     req = urllib.request.Request(url + "/jsonrpc", data=json.dumps(body).encode(), method="POST")
     req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
         assert resp.headers["Content-Type"] == "application/json"
         reply = json.loads(resp.read())
     if reply.get("error"):
@@ -145,6 +168,72 @@ class XapiFailure(Exception):
     def __init__(self, details: list[str]) -> None:
         super().__init__(details)
         self.details = details
+
+
+def login(sim: Sim, pool: int = 0, url: str | None = None) -> str:
+    """A new session on a pool's master, or on the host at ``url`` (a member answers HOST_IS_SLAVE)."""
+    target = url or sim.master(pool).url
+    return str(jsonrpc(target, "session.login_with_password", sim.user, sim.password, context=sim.context()))
+
+
+def master_session(sim: Sim, pool: int = 0) -> tuple[str, str]:
+    """A pool master's URL and a new session on it, for tests that talk to the host's URL directly."""
+    return sim.master(pool).url, login(sim, pool)
+
+
+def call(sim: Sim, method: str, *params: Any, pool: int = 0, url: str | None = None) -> Any:
+    """One JSON-RPC call on a pool's master, or on the host at ``url``."""
+    return jsonrpc(url or sim.master(pool).url, method, *params, context=sim.context())
+
+
+def fails(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[str]:
+    """The XAPI error description of a call that must fail."""
+    with pytest.raises(XapiFailure) as e:
+        fn(*args, **kwargs)
+    return e.value.details
+
+
+def storage(url: str, s: str) -> str:
+    """The first SR of the pool at ``url`` that holds disks (neither ISOs nor removable devices)."""
+    srs = sorted(jsonrpc(url, "SR.get_all_records", s).items())
+    return next(r for r, v in srs if v["content_type"] != "iso" and v["type"] != "udev")
+
+
+def vdi_fields(sr: str, size: int, **fields: Any) -> dict[str, Any]:
+    """What ``VDI.create`` takes for a user disk of ``size`` bytes on ``sr``; ``fields`` change it."""
+    return {
+        "name_label": "data",
+        "name_description": "",
+        "SR": sr,
+        "virtual_size": str(size),
+        "type": "user",
+        "sharable": False,
+        "read_only": False,
+        "other_config": {},
+        "xenstore_data": {},
+        "sm_config": {},
+        "tags": [],
+        **fields,
+    }
+
+
+def vbd_fields(vm: str, vdi: str, **fields: Any) -> dict[str, Any]:
+    """What ``VBD.create`` takes to plug disk ``vdi`` into ``vm`` read-write, at the first free position;
+    ``fields`` change it (``type="CD"`` …)."""
+    return {
+        "VM": vm,
+        "VDI": vdi,
+        "userdevice": "autodetect",
+        "bootable": False,
+        "mode": "RW",
+        "type": "Disk",
+        "unpluggable": True,
+        "empty": False,
+        "other_config": {},
+        "qos_algorithm_type": "",
+        "qos_algorithm_params": {},
+        **fields,
+    }
 
 
 def raw_post(url: str, path: str, body: bytes, content_type: str = "text/xml") -> tuple[int, str, bytes]:

@@ -8,8 +8,7 @@ import pytest
 
 from podium.xapi import XapiClient
 
-from ..harness.serverproc import Api, ApiError
-from .test_api_vm import obj, until
+from ..harness.serverproc import Api, ApiError, obj, until
 
 pytestmark = pytest.mark.integration
 

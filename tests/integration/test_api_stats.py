@@ -27,7 +27,7 @@ from xapisim import rrd as sim_rrd
 from xapisim.tls import self_signed_context
 
 from ..harness.serverproc import Api, ApiError, until
-from ..harness.simproc import Sim, jsonrpc
+from ..harness.simproc import login
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,6 @@ SPANS = {"seconds": (5, 120), "minutes": (60, 120), "hours": (3600, 168), "days"
 
 
 # --- the host's own series, read without Podium -----------------------------------------------------
-def login(sim: Sim) -> str:
-    return str(jsonrpc(sim.master().url, "session.login_with_password", sim.user, sim.password))
-
-
 def raw_series(url: str, session: str, **query: Any) -> dict[str, dict[int, float]]:
     """``GET /rrd_updates`` on one host, read with ElementTree: legend entry -> {time: value}."""
     with urllib.request.urlopen(f"{url}/rrd_updates?{urlencode({'session_id': session, **query})}") as resp:
@@ -93,12 +89,9 @@ def host_at(objects: dict[str, dict[str, Any]], url: str) -> dict[str, Any]:
 def running_vm_on(
     objects: dict[str, dict[str, Any]], host: dict[str, Any], vifs: bool = True
 ) -> dict[str, Any]:
-    return next(
-        o
-        for o in sorted(objects.values(), key=lambda o: o["id"])
-        if o["type"] == "VM" and o["power_state"] == "Running" and o["$container"] == host["id"]
-        and bool(o.get("VIFs")) == vifs
-    )  # fmt: skip
+    running = [o for o in objects.values() if o["type"] == "VM" and o["power_state"] == "Running"]
+    here = sorted((o for o in running if o["$container"] == host["id"]), key=lambda o: o["id"])
+    return next(o for o in here if bool(o.get("VIFs")) == vifs)
 
 
 async def refused(api: Api, method: str, params: dict[str, Any]) -> ApiError:
@@ -367,8 +360,8 @@ async def test_what_the_host_answers_is_checked(sim, monkeypatch):
     assert port is not None
     client = XapiClient(sim.master().url, sim.user, sim.password)
     try:
-        (master_ref,) = [r for r, h in (await client.call("host.get_all_records")).items()
-                         if h["address"] == urlsplit(sim.master().url).hostname]  # fmt: skip
+        hosts = await client.call("host.get_all_records")
+        (master_ref,) = [r for r, h in hosts.items() if h["address"] == urlsplit(sim.master().url).hostname]
         uuid = "5e1f0000-0000-4000-8000-00000000abcd"
         fake = {"_xapiRef": master_ref, "address": "127.43.0.1", "name_label": "stand-in", "id": uuid}
 
@@ -384,8 +377,8 @@ async def test_what_the_host_answers_is_checked(sim, monkeypatch):
                     status=401, text="<html><body><h1>HTTP 401 unauthorised</h1></body></html>"
                 )
             if mode == "error":
-                return web.Response(status=500, content_type="text/html",
-                                    text="<html><body><h1>HTTP 500 internal server error</h1>Rrd.No_RRA_Available</body></html>")  # fmt: skip
+                text = "<html><body><h1>HTTP 500 internal server error</h1>Rrd.No_RRA_Available</body></html>"
+                return web.Response(status=500, content_type="text/html", text=text)
             if mode == "garbage":
                 return web.Response(
                     text="<html><body>welcome to nginx</body></html>", content_type="text/html"
@@ -405,9 +398,8 @@ async def test_what_the_host_answers_is_checked(sim, monkeypatch):
             assert set(result["stats"]) == {"cpus", "load"} and result["stats"]["load"][0] == 2.0
             query = seen[0].query
             servertime = time.time()
-            assert {k: query[k] for k in ("cf", "interval", "host", "vm_uuid")} == {
-                "cf": "AVERAGE", "interval": "5", "host": "true", "vm_uuid": "none",
-            }  # fmt: skip
+            expected = {"cf": "AVERAGE", "interval": "5", "host": "true", "vm_uuid": "none"}
+            assert {k: query[k] for k in expected} == expected
             assert abs(int(query["start"]) - (servertime - 600 + 5)) <= 3
             assert query["session_id"] == client.session
 

@@ -15,9 +15,10 @@ import pytest
 
 from podium import xva as xva_lib
 
-from ..harness.serverproc import Api, ApiError, admin_on, wait_object
+from ..harness.serverproc import Api, ApiError, admin_on, disk_sr, objects, pool_ids, wait_object
+from ..harness.simdisks import MiB, get_raw, guest_with_disk, pattern
 from ..harness.simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
-from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern
+from ..harness.simproc import master_session as login
 
 pytestmark = pytest.mark.integration
 
@@ -34,22 +35,6 @@ async def api(tmp_path, two_pools: Sim) -> AsyncIterator[Api]:
     """An admin on a server connected to both pools."""
     async with admin_on(tmp_path / "data", two_pools, (0, 1)) as api:
         yield api
-
-
-async def objects(api: Api, **filter_: Any) -> dict[str, dict[str, Any]]:
-    return await api.call("xo.getAllObjects", {"filter": filter_})  # type: ignore[no-any-return]
-
-
-async def pool_ids(api: Api) -> list[str]:
-    pools = await objects(api, type="pool")
-    return sorted(pools, key=lambda p: (pools[p]["name_label"] != "16And23" and pools[p]["name_label"]) or "")
-
-
-async def disk_sr(api: Api, pool: str) -> dict[str, Any]:
-    srs = await objects(api, type="SR", **{"$poolId": pool})
-    return next(
-        sr for _, sr in sorted(srs.items()) if sr["content_type"] != "iso" and sr["SR_type"] != "udev"
-    )
 
 
 async def http(api: Api, method: str, path: str, data: Any = None) -> tuple[int, bytes]:

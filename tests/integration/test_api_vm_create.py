@@ -9,9 +9,8 @@ import urllib.request
 import pytest
 
 from ..harness.isoread import blkid, read_iso
-from ..harness.serverproc import ApiError
+from ..harness.serverproc import ApiError, obj, until
 from ..harness.simproc import jsonrpc
-from .test_api_vm import obj, until
 
 pytestmark = pytest.mark.integration
 

@@ -22,10 +22,11 @@ import pytest
 
 from podium.auth.tokens import digest
 
-from ..harness.cliproc import PODIUM, config_of, environ, objects, ok, podium
+from ..harness.cliproc import PODIUM, config_of, environ, objects, ok, podium, wait_seen
 from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Server, free_port, start_server
+from ..harness.simdisks import MiB, get_raw, guest_with_disk, pattern, put_raw
 from ..harness.simproc import BUNDLED_DB, Sim, jsonrpc, start_sim
-from .test_xapisim_transfer import MiB, get_raw, guest_with_disk, login, pattern, put_raw
+from ..harness.simproc import master_session as login
 
 pytestmark = pytest.mark.integration
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -63,16 +64,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     finally:
         server.stop()
         sim.stop()
-
-
-def wait_seen(home: Path, id_: str) -> dict[str, object]:
-    """The object once Podium has it."""
-    for _ in range(100):
-        found = objects(home, f"id={id_}")
-        if found:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"{id_} never reached Podium")
 
 
 def halted_vm_with_disk(sim: Sim, home: Path) -> tuple[str, str, bytes]:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ..harness.cliproc import PODIUM, certificate, config_of, environ, fingerprint, ok, podium
+from ..harness.cliproc import PODIUM, certificate, config_of, environ, fingerprint, ok, podium, wait_seen
 from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, free_port, start_server
+from ..harness.simdisks import MiB, guest_with_disk, put_raw
 from ..harness.simproc import BUNDLED_DB, jsonrpc, start_sim
-from .test_cli import wait_seen
-from .test_xapisim_transfer import MiB, guest_with_disk, login, put_raw
+from ..harness.simproc import master_session as login
 
 pytestmark = pytest.mark.integration
 

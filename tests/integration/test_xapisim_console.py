@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import socket
 import ssl
 import struct
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,39 +21,14 @@ import pytest
 from xapisim.screen import BLACK, BLUE, CELL_H, CELL_W, GREY, PALETTE, WHITE, render_text
 from xapisim.terminal import NAME_COL, STATUS_ROW, TOP, banner, hostname_of
 
-from ..harness.simproc import Sim, jsonrpc, start_sim
+from ..harness.simproc import (
+    Sim,
+    call,
+    login,
+    start_sim,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def console_tick(seconds: str) -> Iterator[None]:
-    old = os.environ.get("XAPISIM_CONSOLE_TICK")
-    os.environ["XAPISIM_CONSOLE_TICK"] = seconds
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["XAPISIM_CONSOLE_TICK"]
-        else:
-            os.environ["XAPISIM_CONSOLE_TICK"] = old
-
-
-@pytest.fixture
-def still_sim() -> Iterator[Sim]:
-    """A fresh simulator whose consoles change only when typed into (no clock, no blink)."""
-    with console_tick("0"):
-        sim = start_sim("--op-seconds", "0.01")
-    yield sim
-    sim.stop()
-
-
-def login(sim: Sim) -> str:
-    return jsonrpc(sim.master().url, "session.login_with_password", sim.user, sim.password)
-
-
-def call(sim: Sim, method: str, *params: Any) -> Any:
-    return jsonrpc(sim.master().url, method, *params)
 
 
 def guest(sim: Sim, s: str, name: str) -> str:
@@ -305,15 +277,10 @@ async def test_console_vt100_carries_the_same_tty_as_text(still_sim):
 
 
 async def test_console_over_tls_with_a_ticking_clock():
-    with console_tick("0.2"):
-        sim = start_sim("--tls")
+    sim = start_sim("--tls", env={"XAPISIM_CONSOLE_TICK": "0.2"})
     try:
-        s = login_tls(sim)
-        vm = next(iter(jsonrpc_tls(sim, "VM.get_by_name_label", s, "16local")))
-        records = [
-            jsonrpc_tls(sim, "console.get_record", s, c) for c in jsonrpc_tls(sim, "VM.get_consoles", s, vm)
-        ]
-        location = next(c["location"] for c in records if c["protocol"] == "rfb")
+        s = login(sim)
+        location = consoles_of(sim, s, guest(sim, s, "16local"))["rfb"]["location"]
         assert location.startswith("https://")
         async with vnc(location, s, tls=True) as client:
             await client.screenshot()
@@ -323,15 +290,3 @@ async def test_console_over_tls_with_a_ticking_clock():
             assert time.monotonic() - begin < 1.5
     finally:
         sim.stop()
-
-
-def login_tls(sim: Sim) -> str:
-    return jsonrpc_tls(sim, "session.login_with_password", sim.user, sim.password)
-
-
-def jsonrpc_tls(sim: Sim, method: str, *params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-    req = urllib.request.Request(sim.master().url + "/jsonrpc", data=body, method="POST")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=30, context=ssl._create_unverified_context()) as resp:
-        return json.loads(resp.read())["result"]

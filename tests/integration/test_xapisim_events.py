@@ -7,23 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ..harness.simproc import Sim, XapiFailure, jsonrpc
+from ..harness.simproc import Sim, XapiFailure, call, fails, jsonrpc, login
 
 pytestmark = pytest.mark.integration
-
-
-def login(sim: Sim, url: str | None = None) -> str:
-    return jsonrpc(url or sim.master().url, "session.login_with_password", sim.user, sim.password)
-
-
-def call(sim: Sim, method: str, *params, url: str | None = None):
-    return jsonrpc(url or sim.master().url, method, *params)
-
-
-def fails(fn, *args) -> list[str]:
-    with pytest.raises(XapiFailure) as e:
-        fn(*args)
-    return e.value.details
 
 
 def a_vm(sim: Sim, s: str) -> str:
@@ -127,15 +113,15 @@ def test_events_storm_reaches_a_follower_in_order(sim):
 
 
 def test_member_host_redirects_and_master_moves(sim):
-    member = sim.member()
-    assert fails(login, sim, member.url) == ["HOST_IS_SLAVE", sim.master().url.split("//")[1].split(":")[0]]
+    member, master_address = sim.member(), sim.master().url.split("//")[1].split(":")[0]
+    assert fails(login, sim, url=member.url) == ["HOST_IS_SLAVE", master_address]
     s = login(sim)
     hosts = call(sim, "host.get_all_records", s)
     new_master = next(r for r, h in hosts.items() if h["address"] in member.url)
     call(sim, "pool.designate_new_master", s, new_master)
     assert fails(call, sim, "VM.get_all", s)[0] == "SESSION_INVALID"  # xapi restarted on the new master
     assert fails(login, sim) == ["HOST_IS_SLAVE", member.url.split("//")[1].split(":")[0]]
-    s2 = login(sim, member.url)
+    s2 = login(sim, url=member.url)
     assert (
         call(sim, "pool.get_master", s2, call(sim, "pool.get_all", s2, url=member.url)[0], url=member.url)
         == new_master
@@ -146,14 +132,14 @@ def test_stopped_master_refuses_connections_until_emergency_transition(sim):
     master, member = sim.master(), sim.member()
     sim.ctl("POST", f"/pools/0/hosts/{master.name}/stop")
     with pytest.raises(OSError):
-        login(sim, master.url)
-    assert fails(login, sim, member.url)[0] == "HOST_IS_SLAVE"  # still names the dead master
+        login(sim, url=master.url)
+    assert fails(login, sim, url=member.url)[0] == "HOST_IS_SLAVE"  # still names the dead master
     local = jsonrpc(member.url, "session.slave_local_login_with_password", sim.user, sim.password)
     jsonrpc(member.url, "pool.emergency_transition_to_master", local)
-    s = login(sim, member.url)
+    s = login(sim, url=member.url)
     assert len(call(sim, "VM.get_all", s, url=member.url)) == 67
     sim.ctl("POST", f"/pools/0/hosts/{master.name}/start")
-    assert fails(login, sim, master.url)[0] == "HOST_IS_SLAVE"
+    assert fails(login, sim, url=master.url)[0] == "HOST_IS_SLAVE"
 
 
 def test_drop_connections_aborts_a_waiting_call(sim):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from xapisim.datamodel import load_datamodel
 
-from ..harness.simproc import XapiFailure, jsonrpc
+from ..harness.simproc import XapiFailure, jsonrpc, login
 
 pytestmark = pytest.mark.integration
 DM = load_datamodel()
@@ -19,7 +19,7 @@ DM = load_datamodel()
 
 def test_generic_messages_of_every_class(sim):
     url = sim.master().url
-    s = jsonrpc(url, "session.login_with_password", sim.user, sim.password)
+    s = login(sim)
     exercised = 0
     for cls in DM.classes.values():
         msgs = cls.messages
@@ -94,7 +94,7 @@ def fuzz_sim():
 def test_random_calls_get_xapi_errors_never_internal_ones(fuzz_sim, method, is_async, with_session, params):
     url = fuzz_sim.master().url
     if with_session:
-        s = jsonrpc(url, "session.login_with_password", fuzz_sim.user, fuzz_sim.password)
+        s = login(fuzz_sim)
         params = [s, *params]
     name = ("Async." + method) if is_async else method
     body = json.dumps({"jsonrpc": "2.0", "method": name, "params": params, "id": 1}).encode()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..harness.simproc import Sim, XapiFailure, jsonrpc, start_sim
+from ..harness.simproc import Sim, XapiFailure, call, fails, jsonrpc, login, start_sim
 
 pytestmark = pytest.mark.integration
 
@@ -20,20 +20,6 @@ def hsim() -> Iterator[Sim]:
     sim = start_sim("--op-seconds", "0.01", "--boot-seconds", "0.6")
     yield sim
     sim.stop()
-
-
-def login(sim: Sim) -> str:
-    return jsonrpc(sim.master().url, "session.login_with_password", sim.user, sim.password)
-
-
-def call(sim: Sim, method: str, *params: Any) -> Any:
-    return jsonrpc(sim.master().url, method, *params)
-
-
-def fails(fn: Callable[..., Any], *args: Any) -> list[str]:
-    with pytest.raises(XapiFailure) as e:
-        fn(*args)
-    return e.value.details
 
 
 def by_name(sim: Sim, s: str, cls: str) -> dict[str, str]:
@@ -94,8 +80,9 @@ def test_evacuate_moves_what_can_move_and_refuses_before_moving_anything(hsim):
     s = login(hsim)
     hosts, vms = by_name(hsim, s, "host"), by_name(hsim, s, "VM")
     dt16, dt23 = hosts["dt16"], hosts["dt23"]
-    local_sr = call(hsim, "VDI.get_SR", s, call(hsim, "VBD.get_VDI", s, next(
-        v for v in call(hsim, "VM.get_VBDs", s, vms["23local"]) if not call(hsim, "VBD.get_empty", s, v))))  # fmt: skip
+    vbds = call(hsim, "VM.get_VBDs", s, vms["23local"])
+    disk = next(v for v in vbds if not call(hsim, "VBD.get_empty", s, v))
+    local_sr = call(hsim, "VDI.get_SR", s, call(hsim, "VBD.get_VDI", s, disk))
     # 23local's disk is on dt23's local storage: it cannot leave, and says why
     assert call(hsim, "host.get_vms_which_prevent_evacuation", s, dt23) == {
         vms["23local"]: ["VM_REQUIRES_SR", vms["23local"], local_sr]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ..harness.simproc import Sim, jsonrpc
+from ..harness.simproc import Sim, call, login
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,6 @@ XO_VM_METRICS = [
     r"^memory_internal_free$",
     r"^vbd_xvd(.)_(read|write)$",
 ]
-
-
-def login(sim: Sim) -> str:
-    return jsonrpc(sim.master().url, "session.login_with_password", sim.user, sim.password)
 
 
 def fetch(url: str, headers: dict[str, str] | None = None, **query: Any) -> tuple[int, dict[str, str], bytes]:
@@ -76,7 +72,7 @@ def expected_rows(doc: dict[str, Any], start: int, row_count: int = 120) -> int:
 
 
 def records(sim: Sim, s: str, cls: str) -> dict[str, dict[str, Any]]:
-    return jsonrpc(sim.master().url, f"{cls}.get_all_records", s)
+    return call(sim, f"{cls}.get_all_records", s)
 
 
 def test_rrd_updates_xml_as_xo_requests_it(sim):
@@ -126,9 +122,7 @@ def test_rrd_updates_xml_as_xo_requests_it(sim):
         assert len(vifs) == 2 * len(by_uuid[uuid]["VIFs"])  # rx and tx per interface
     # values within their bounds
     total = series(doc, f"AVERAGE:host:{host_uuid}:memory_total_kib")[0]
-    assert total * 1024 == int(
-        jsonrpc(sim.master().url, "host_metrics.get_memory_total", s, hosts[master_ref]["metrics"])
-    )
+    assert total * 1024 == int(call(sim, "host_metrics.get_memory_total", s, hosts[master_ref]["metrics"]))
     assert all(0 <= v <= total for v in series(doc, f"AVERAGE:host:{host_uuid}:memory_free_kib"))
     for entry in doc["legend"]:
         values = series(doc, entry)
@@ -215,7 +209,7 @@ def test_rrd_updates_vm_series_follow_the_vms(sim):
     assert {e.split(":")[2] for e in only["legend"]} == {victim["uuid"]}
     none = parse_xml(fetch(member.url, session_id=s, start=start, vm_uuid="none", host="true")[2])
     assert all(e.split(":")[1] == "host" for e in none["legend"])
-    jsonrpc(sim.master().url, "VM.hard_shutdown", s, victim_ref)
+    call(sim, "VM.hard_shutdown", s, victim_ref)
     after = parse_xml(fetch(member.url, session_id=s, start=start)[2])
     assert {e.split(":")[2] for e in after["legend"]} == uuids - {victim["uuid"]}
     master_doc = parse_xml(fetch(sim.master().url, session_id=s, start=start)[2])

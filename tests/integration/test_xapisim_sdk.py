@@ -7,7 +7,7 @@ import time
 import pytest
 import XenAPI
 
-from ..harness.simproc import Sim, XapiFailure, jsonrpc
+from ..harness.simproc import Sim, XapiFailure, jsonrpc, vbd_fields, vdi_fields
 
 pytestmark = pytest.mark.integration
 
@@ -238,26 +238,16 @@ def test_sdk_devices_cd_and_interfaces(sim):
     x = s.xenapi
     ref, vm = next((r, v) for r, v in guests(x).items() if v["power_state"] == "Running")
     iso = x.VDI.get_by_name_label("xs-tools.iso")[0]
-    cd = x.VBD.create(
-        {"VM": ref, "VDI": "OpaqueRef:NULL", "userdevice": "autodetect", "bootable": False, "mode": "RO",
-         "type": "CD", "unpluggable": True, "empty": True, "other_config": {}, "qos_algorithm_type": "",
-         "qos_algorithm_params": {}}
-    )  # fmt: skip
+    cd = x.VBD.create(vbd_fields(ref, "OpaqueRef:NULL", mode="RO", type="CD", empty=True))
     assert failure(x.VBD.eject, cd) == ["VBD_IS_EMPTY", cd]
-    disk_vdi = x.VDI.create(
-        {"name_label": "data", "name_description": "", "SR": x.pool.get_default_SR(x.pool.get_all()[0]),
-         "virtual_size": str(1 << 30), "type": "user", "sharable": False, "read_only": False,
-         "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": []}
-    )  # fmt: skip
+    sr = x.pool.get_default_SR(x.pool.get_all()[0])
+    disk_vdi = x.VDI.create(vdi_fields(sr, 1 << 30))
     x.VBD.insert(cd, iso)
     assert x.VBD.get_VDI(cd) == iso and not x.VBD.get_empty(cd)
     assert failure(x.VBD.insert, cd, iso) == ["VBD_NOT_EMPTY", cd]
     x.VBD.eject(cd)
     assert x.VBD.get_empty(cd)
-    disk_vbd = x.VBD.create(
-        {"VM": ref, "VDI": disk_vdi, "userdevice": "autodetect", "bootable": False, "mode": "RW", "type": "Disk",
-         "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
-    )  # fmt: skip
+    disk_vbd = x.VBD.create(vbd_fields(ref, disk_vdi))
     assert failure(x.VBD.insert, disk_vbd, disk_vdi) == ["VBD_NOT_REMOVABLE_MEDIA", disk_vbd]
     x.VBD.plug(disk_vbd)
     assert failure(x.VBD.plug, disk_vbd) == ["DEVICE_ALREADY_ATTACHED", disk_vbd]
@@ -266,14 +256,13 @@ def test_sdk_devices_cd_and_interfaces(sim):
     x.VDI.destroy(disk_vdi)
     assert failure(x.VBD.get_record, disk_vbd)[0] == "HANDLE_INVALID"
     network = next(iter(x.network.get_all()))
+    qos = {"qos_algorithm_type": "", "qos_algorithm_params": {}}
     vif = x.VIF.create(
-        {"device": "", "network": network, "VM": ref, "MAC": "", "MTU": "0", "other_config": {},
-         "qos_algorithm_type": "", "qos_algorithm_params": {}}
-    )  # fmt: skip
+        {"device": "", "network": network, "VM": ref, "MAC": "", "MTU": "0", "other_config": {}, **qos}
+    )
     rec = x.VIF.get_record(vif)
     assert rec["MAC"] and rec["device"] not in {x.VIF.get_device(v) for v in vm["VIFs"]}
     assert vif in x.network.get_VIFs(network)
-    sr = x.pool.get_default_SR(x.pool.get_all()[0])
     x.SR.scan(sr)
 
 
@@ -326,6 +315,51 @@ def test_sdk_waits_for_events_of_a_vm_lifecycle(sim):
         states += [e["snapshot"]["power_state"] for e in batch["events"] if e["ref"] == ref]
     assert states[-1] == "Halted"
     assert x.task.get_status(task) == "success"
+
+
+def test_sdk_underscore_names_are_answered_as_xapi_answers_them(sim):
+    """``session.xenapi.event_from``: the SDK's way round ``from`` being a Python keyword. xapi's generated
+    server matches every message as ``Class_message`` too; its errors name the call as it was spelled."""
+    sim.ctl("DELETE", "/calls")
+    s = session(sim)
+    x = s.xenapi
+    records = x.VM_get_all_records()
+    assert records == x.VM.get_all_records()
+    ref = next(r for r, v in records.items() if v["name_label"] == "16shared")
+    token = x.event_from(["vm"], "", 0.0)["token"]
+    x.VM_set_name_label(ref, "renamed")  # a write
+    batch = x.event_from([f"vm/{ref}"], token, 5.0)
+    assert [e["snapshot"]["name_label"] for e in batch["events"]] == ["renamed"]
+
+    task = x.Async.VM_clean_shutdown(ref)  # Async. then the underscore name: named so on its task
+    assert x.task_get_name_label(task) == "Async.VM_clean_shutdown"
+    while x.task.get_status(task) == "pending":
+        time.sleep(0.02)
+    assert x.task.get_status(task) == "success" and x.VM.get_power_state(ref) == "Halted"
+
+    assert failure(x.VM_frobnicate, ref) == ["MESSAGE_METHOD_UNKNOWN", "VM_frobnicate"]
+    assert failure(x.Async.VM_frobnicate, ref) == ["MESSAGE_METHOD_UNKNOWN", "VM_frobnicate"]
+    assert failure(x.Async_VM_start, ref, False, False) == ["MESSAGE_METHOD_UNKNOWN", "Async_VM_start"]
+    assert failure(x.VM_start, ref) == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM_start", "3", "1"]
+    assert failure(x.Async.VM_get_name_label, ref) == [
+        "Fault",
+        "No async mode for this operation (rpc: VM_get_name_label)",
+    ]
+    assert failure(x.VM_start, ref, "yes", False) == ["FIELD_TYPE_ERROR", "start_paused"]
+
+    methods = s.system.listMethods()["Value"]  # the dotted names only, as xapi lists them
+    assert "event.from" in methods and "VM.get_all_records" in methods
+    assert "event_from" not in methods and "VM_get_all_records" not in methods
+    calls = sim.ctl("GET", "/calls")  # counted under the name each call was made by
+    assert calls["VM_get_all_records"] == 1 and calls["VM.get_all_records"] == 1
+    assert calls["event_from"] == 2 and "event.from" not in calls
+    assert calls["Async.VM_clean_shutdown"] == 1 and calls["VM_frobnicate"] == 1
+
+    other = s.session_login_with_password(sim.user, sim.password)["Value"]  # a call without a session
+    assert jsonrpc(sim.master().url, "session_logout", other) == ""
+    with pytest.raises(XapiFailure) as e:
+        jsonrpc(sim.master().url, "VM.get_all", other)
+    assert e.value.details == ["SESSION_INVALID", other]
 
 
 def test_sdk_cancelled_copy_leaves_nothing_behind(sim):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import io
 import os
 import socket
@@ -19,12 +18,19 @@ import pytest
 import xxhash
 import zstandard
 
-from ..harness.simproc import BUNDLED_DB, TEST_DBS, Sim, jsonrpc, start_sim
+from ..harness.simdisks import MiB, get_raw, guest_with_disk, pattern, put_raw, request, wait_task
+from ..harness.simproc import (
+    BUNDLED_DB,
+    TEST_DBS,
+    jsonrpc,
+    master_session,
+    start_sim,
+    storage,
+)
 
 pytestmark = pytest.mark.integration
 
 REAL_XVA = Path(__file__).resolve().parents[1] / "data" / "xva" / "vmexport.xva"
-MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -32,78 +38,6 @@ def two_pools():
     sim = start_sim("--db", str(BUNDLED_DB), "--db", str(TEST_DBS / "xapidb_app.xml"), "--op-seconds", "0")
     yield sim
     sim.stop()
-
-
-def storage(url: str, s: str) -> str:
-    """A pool's first SR that holds disks."""
-    return next(
-        r for r, v in sorted(jsonrpc(url, "SR.get_all_records", s).items()) if v["content_type"] != "iso" and v["type"] != "udev"
-    )  # fmt: skip
-
-
-def login(sim: Sim, pool: int = 0) -> tuple[str, str]:
-    url = sim.master(pool).url
-    return url, jsonrpc(url, "session.login_with_password", sim.user, sim.password, "2.0", "t")
-
-
-def request(url: str, method: str, path: str, query: dict[str, str], body: Any = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
-    u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
-    conn.request(method, f"{path}?{urllib.parse.urlencode(query)}", body=body, headers=headers or {})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, data
-
-
-def guest_with_disk(url: str, s: str, size: int = 5 * MiB + 1234) -> tuple[str, str, dict[str, Any]]:
-    """A new halted guest, cloned from a real one, with an added empty disk of ``size`` bytes.
-
-    Returns (VM ref, the new VDI's ref, its record).
-    """
-    vms = jsonrpc(url, "VM.get_all_records", s)
-    ref, vm = next(
-        (r, v) for r, v in sorted(vms.items(), key=lambda kv: kv[1]["name_label"])
-        if not v["is_a_template"] and not v["is_control_domain"] and v["VBDs"]
-    )  # fmt: skip
-    if vm["power_state"] == "Running":
-        jsonrpc(url, "VM.hard_shutdown", s, ref)
-    clone = jsonrpc(url, "VM.clone", s, ref, f"transfer {time.monotonic()}")
-    sr = storage(url, s)
-    vdi = jsonrpc(url, "VDI.create", s, {
-        "name_label": "data", "name_description": "", "SR": sr, "virtual_size": str(size), "type": "user",
-        "sharable": False, "read_only": False, "other_config": {}, "xenstore_data": {}, "sm_config": {}, "tags": [],
-    })  # fmt: skip
-    jsonrpc(url, "VBD.create", s, {
-        "VM": clone, "VDI": vdi, "userdevice": "5", "bootable": False, "mode": "RW", "type": "Disk",
-        "unpluggable": True, "empty": False, "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {},
-    })  # fmt: skip
-    return clone, vdi, jsonrpc(url, "VDI.get_record", s, vdi)
-
-
-def wait_task(url: str, s: str, task: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        rec = jsonrpc(url, "task.get_record", s, task)
-        if rec["status"] != "pending":
-            return rec
-        time.sleep(0.02)
-    raise AssertionError("task still pending")
-
-
-def pattern(size: int, seed: int = 1) -> bytes:
-    """Data with a hole in the middle: random-ish first and last MiB, zeros between."""
-    head = hashlib.shake_256(f"head{seed}".encode()).digest(MiB + 12345)
-    tail = hashlib.shake_256(f"tail{seed}".encode()).digest(MiB // 2)
-    return head + bytes(size - len(head) - len(tail)) + tail
-
-
-def put_raw(url: str, s: str, vdi: str, data: bytes) -> dict[str, Any]:
-    task = jsonrpc(url, "task.create", s, "upload", "")
-    status, _ = request(url, "PUT", "/import_raw_vdi", {"session_id": s, "vdi": vdi, "task_id": task}, data)
-    assert status == 200
-    return wait_task(url, s, task)
 
 
 def put_xva(url: str, s: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -115,29 +49,28 @@ def put_xva(url: str, s: str, body: bytes) -> tuple[int, dict[str, Any]]:
     return status, wait_task(url, s, task)
 
 
-def get_raw(url: str, s: str, vdi: str) -> bytes:
-    status, data = request(url, "GET", "/export_raw_vdi", {"session_id": s, "vdi": vdi, "format": "raw"})
-    assert status == 200
-    return data
-
-
 def members(xva: bytes) -> list[tuple[str, bytes]]:
     with tarfile.open(fileobj=io.BytesIO(xva), mode="r|") as tar:
         return [(m.name, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
 
 
+def xml_value(text: str | bytes) -> Any:
+    """The value of one XML-RPC ``<value>`` element, as ova.xml and task results hold it."""
+    data = text.encode() if isinstance(text, str) else text
+    response = b"<methodResponse><params><param>%s</param></params></methodResponse>" % data
+    return xmlrpc.client.loads(response)[0][0]
+
+
 def ova_of(xva: bytes) -> dict[str, Any]:
     name, data = members(xva)[0]
     assert name == "ova.xml"
-    return xmlrpc.client.loads(
-        b"<methodResponse><params><param>" + data + b"</param></params></methodResponse>"
-    )[0][0]
+    return xml_value(data)
 
 
 @pytest.fixture(scope="module")
 def written(two_pools):
     """A halted VM of pool 0 whose disk holds known data: (url, session, vm, vdi, data)."""
-    url, s = login(two_pools)
+    url, s = master_session(two_pools)
     vm, vdi, rec = guest_with_disk(url, s)
     data = pattern(int(rec["virtual_size"]))
     assert put_raw(url, s, vdi, data)["status"] == "success"
@@ -225,8 +158,8 @@ def test_export_writes_ova_xml_then_sparse_checksummed_chunks(written):
     assert ova["version"]["export_vsn"] == "2"
     classes = [o["class"] for o in ova["objects"]]
     assert classes[0] == "VM" and "VDI" in classes and "VBD" in classes
-    disk = next(o for o in ova["objects"] if o["class"] == "VDI" and o["snapshot"]["uuid"] ==
-                jsonrpc(url, "VDI.get_uuid", s, vdi))  # fmt: skip
+    uuid = jsonrpc(url, "VDI.get_uuid", s, vdi)
+    disk = next(o for o in ova["objects"] if o["class"] == "VDI" and o["snapshot"]["uuid"] == uuid)
     chunks = [(n, d) for n, d in items[1:] if n.startswith(disk["id"] + "/")]
     names = [n for n, _ in chunks if not n.endswith(".xxhash")]
     last = (len(data) - 1) // MiB
@@ -259,11 +192,11 @@ def test_export_compressed_is_the_same_stream(written, value, decompress):
 def test_import_into_another_pool_keeps_disks_byte_for_byte(two_pools, written):
     url, s, vm, _vdi, data = written
     _, xva = request(url, "GET", "/export", {"session_id": s, "ref": vm, "use_compression": "zstd"})
-    url2, s2 = login(two_pools, 1)
+    url2, s2 = master_session(two_pools, 1)
     status, rec = put_xva(url2, s2, xva)
     assert status == 200
     assert rec["status"] == "success", rec["error_info"]
-    (new_vm,) = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0]  # fmt: skip
+    (new_vm,) = xml_value(rec["result"])
     vm_rec = jsonrpc(url2, "VM.get_record", s2, new_vm)
     assert vm_rec["name_label"] == jsonrpc(url, "VM.get_name_label", s, vm)
     assert vm_rec["power_state"] == "Halted"
@@ -274,17 +207,15 @@ def test_import_into_another_pool_keeps_disks_byte_for_byte(two_pools, written):
 
 
 def test_import_of_the_real_xenserver_xva(two_pools):
-    url, s = login(two_pools, 1)
+    url, s = master_session(two_pools, 1)
     xva = REAL_XVA.read_bytes()
     status, rec = put_xva(url, s, xva)
     assert status == 200
     assert rec["status"] == "success", rec["error_info"]
-    vm = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0][0]  # fmt: skip
+    vm = xml_value(rec["result"])[0]
     assert jsonrpc(url, "VM.get_name_label", s, vm) == "VM export"
-    vdi = next(
-        v["VDI"] for v in (jsonrpc(url, "VBD.get_record", s, b) for b in jsonrpc(url, "VM.get_VBDs", s, vm))
-        if v["VDI"] != "OpaqueRef:NULL"
-    )  # fmt: skip
+    vbds = [jsonrpc(url, "VBD.get_record", s, b) for b in jsonrpc(url, "VM.get_VBDs", s, vm)]
+    vdi = next(v["VDI"] for v in vbds if v["VDI"] != "OpaqueRef:NULL")
     expected = b"".join(d for n, d in members(xva) if n.startswith("Ref:20/") and not n.endswith(".checksum"))
     assert get_raw(url, s, vdi) == expected
 
@@ -306,18 +237,18 @@ def test_bad_import_fails_the_task_and_leaves_nothing(two_pools, written, damage
         "truncate": xva[: len(xva) // 2],
         "garbage": os.urandom(4096),
     }[damage]
-    url2, s2 = login(two_pools, 1)
+    url2, s2 = master_session(two_pools, 1)
     before = {cls: count(url2, s2, cls) for cls in ("VM", "VDI", "VBD", "VIF")}
     status, rec = put_xva(url2, s2, bad)
     assert status == 200  # as xapi: the answer comes before the body is read; the task tells
     assert rec["status"] == "failure"
-    assert rec["error_info"][0] == {"flip": "IMPORT_ERROR", "truncate": "IMPORT_ERROR_PREMATURE_EOF",
-                                    "garbage": "IMPORT_ERROR"}[damage]  # fmt: skip
+    premature = damage == "truncate"
+    assert rec["error_info"][0] == ("IMPORT_ERROR_PREMATURE_EOF" if premature else "IMPORT_ERROR")
     assert {cls: count(url2, s2, cls) for cls in before} == before
 
 
 def test_chunked_upload_is_refused(two_pools):
-    url, s = login(two_pools, 1)
+    url, s = master_session(two_pools, 1)
 
     def body():
         yield b"x" * 1024
@@ -338,7 +269,7 @@ def test_bad_session_gets_401(two_pools, written):
 
 
 def test_export_of_a_running_vm_is_refused(two_pools):
-    url, s = login(two_pools)
+    url, s = master_session(two_pools)
     vms = jsonrpc(url, "VM.get_all_records", s)
     running = next(r for r, v in vms.items() if v["power_state"] == "Running" and not v["is_control_domain"])
     task = jsonrpc(url, "task.create", s, "export", "")
@@ -348,7 +279,7 @@ def test_export_of_a_running_vm_is_refused(two_pools):
 
 
 def test_export_cut_by_the_client_fails_the_task_and_frees_the_vm(two_pools):
-    url, s = login(two_pools)
+    url, s = master_session(two_pools)
     vm, vdi, _rec = guest_with_disk(url, s, 64 * MiB)
     # fill the disk so the export is long enough to be cut
     assert put_raw(url, s, vdi, hashlib.shake_256(b"x").digest(64 * MiB))["status"] == "success"
@@ -395,11 +326,11 @@ def test_import_follows_xapis_gap_rule_with_keepalive_chunks(two_pools, written)
         mine += [(name, chunk), (name + ".xxhash", xxhash.xxh64(chunk).hexdigest().upper().encode())]
     others = [(n, d) for n, d in items[1:] if not n.startswith(disk + "/")]
     stream = tar_of([items[0], *mine, *others])
-    url2, s2 = login(two_pools, 1)
+    url2, s2 = master_session(two_pools, 1)
     status, rec = put_xva(url2, s2, stream)
     assert status == 200
     assert rec["status"] == "success", rec["error_info"]
-    new_vm = xmlrpc.client.loads(f"<methodResponse><params><param>{rec['result']}</param></params></methodResponse>")[0][0][0]  # fmt: skip
+    new_vm = xml_value(rec["result"])[0]
     vbds = [jsonrpc(url2, "VBD.get_record", s2, v) for v in jsonrpc(url2, "VM.get_VBDs", s2, new_vm)]
     new_vdi = next(v["VDI"] for v in vbds if v["userdevice"] == "5")
     got = get_raw(url2, s2, new_vdi)

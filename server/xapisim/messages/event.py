@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..call import Call
 from ..database import Database
-from ..dispatch import Call, handler
+from ..dispatch import handler
 from ..errors import Failure
 from ..records import LazyRecord
 from ..values import I32

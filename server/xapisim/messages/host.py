@@ -32,8 +32,9 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from ..call import Call
 from ..database import Database
-from ..dispatch import Call, handler
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import record_of
 from ..operations import holding

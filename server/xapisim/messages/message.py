@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dispatch import Call, handler
+from ..call import Call
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import record_of
 from ..records import LazyRecord, LazyRecords

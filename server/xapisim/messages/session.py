@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..dispatch import Call, handler
+from ..call import Call
+from ..dispatch import handler
 from ..errors import Failure
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ..call import Call
 from ..database import Database
-from ..dispatch import Call, handler
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import record_of
 from ..values import NULL_REF, new_uuid, now

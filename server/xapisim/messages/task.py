@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..dispatch import Call, create_task, handler
+from ..call import Call
+from ..dispatch import create_task, handler
 from ..generic import record_of
 
 

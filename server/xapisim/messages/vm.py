@@ -13,9 +13,10 @@ import hashlib
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ..console import sync_consoles
+from ..call import Call
+from ..console_records import sync_consoles
 from ..database import Database
-from ..dispatch import Call, handler
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import record_of
 from ..operations import holding
@@ -61,19 +62,51 @@ _STATES: dict[str, tuple[str, ...]] = {
 
 # Candidate operations in xapi's order; the stored list is the reverse (xapi prepends).
 _CANDIDATES = (
-    "snapshot", "copy", "clone", "revert", "checkpoint", "snapshot_with_quiesce", "start", "start_on",
-    "pause", "unpause", "clean_shutdown", "clean_reboot", "hard_shutdown", "hard_reboot", "suspend",
-    "resume", "resume_on", "export", "destroy", "provision", "changing_VCPUs_live", "pool_migrate",
-    "migrate_send", "make_into_template", "changing_static_range", "changing_shadow_memory",
+    "snapshot",
+    "copy",
+    "clone",
+    "revert",
+    "checkpoint",
+    "snapshot_with_quiesce",
+    "start",
+    "start_on",
+    "pause",
+    "unpause",
+    "clean_shutdown",
+    "clean_reboot",
+    "hard_shutdown",
+    "hard_reboot",
+    "suspend",
+    "resume",
+    "resume_on",
+    "export",
+    "destroy",
+    "provision",
+    "changing_VCPUs_live",
+    "pool_migrate",
+    "migrate_send",
+    "make_into_template",
+    "changing_static_range",
+    "changing_shadow_memory",
     "changing_dynamic_range",
-)  # fmt: skip
+)
 
 _TEMPLATE_OPS = frozenset(
     {
-        "changing_dynamic_range", "changing_static_range", "changing_memory_limits", "changing_shadow_memory",
-        "changing_VCPUs", "clone", "copy", "export", "metadata_export", "provision", "destroy", "migrate_send",
+        "changing_dynamic_range",
+        "changing_static_range",
+        "changing_memory_limits",
+        "changing_shadow_memory",
+        "changing_VCPUs",
+        "clone",
+        "copy",
+        "export",
+        "metadata_export",
+        "provision",
+        "destroy",
+        "migrate_send",
     }
-)  # fmt: skip
+)
 _SNAPSHOT_OPS = frozenset(
     {"revert", "clone", "copy", "export", "destroy", "hard_shutdown", "metadata_export"}
 )

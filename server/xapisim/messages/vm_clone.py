@@ -11,7 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ..dispatch import Call, handler
+from ..call import Call
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import generic_handler, record_of
 from ..values import NULL_REF, XDateTime, new_uuid, now
@@ -21,11 +22,45 @@ from .vm import add_message, operation, set_halted, update_allowed_operations, v
 # VM fields a copy never takes from its source: identity, runtime state, and one-to-many sets.
 VM_NOT_COPIED = frozenset(
     {
-        "uuid", "allowed_operations", "current_operations", "resident_on", "scheduled_to_be_resident_on",
-        "domid", "metrics", "guest_metrics", "consoles", "VIFs", "VBDs", "VUSBs", "VGPUs", "VTPMs",
-        "crash_dumps", "attached_PCIs", "snapshots", "children", "suspend_VDI", "blobs",
+        "uuid",
+        "allowed_operations",
+        "current_operations",
+        "resident_on",
+        "scheduled_to_be_resident_on",
+        "domid",
+        "metrics",
+        "guest_metrics",
+        "consoles",
+        "VIFs",
+        "VBDs",
+        "VUSBs",
+        "VGPUs",
+        "VTPMs",
+        "crash_dumps",
+        "attached_PCIs",
+        "snapshots",
+        "children",
+        "suspend_VDI",
+        "blobs",
     }
-)  # fmt: skip
+)
+# VM fields a revert keeps from the VM rather than take from its snapshot.
+_KEPT_BY_REVERT = frozenset(
+    {
+        "uuid",
+        "name_label",
+        "name_description",
+        "tags",
+        "is_a_snapshot",
+        "is_a_template",
+        "snapshot_of",
+        "snapshot_time",
+        "snapshot_info",
+        "snapshot_metadata",
+        "parent",
+        "other_config",
+    }
+)
 
 
 async def clone_vm(ctx: Call, ref: str, new_name: str, mode: str, sr: str | None = None) -> str:
@@ -286,9 +321,8 @@ async def revert(ctx: Call, snap: str) -> str:
                 destroy_vdi(ctx, rec["VDI"])
         for vif in list(target["VIFs"]):
             ctx.db.destroy("VIF", vif)
-        keep = {"uuid", "name_label", "name_description", "tags", "is_a_snapshot", "is_a_template", "snapshot_of",
-                "snapshot_time", "snapshot_info", "snapshot_metadata", "parent", "other_config"}  # fmt: skip
-        restored = {k: v for k, v in snap_rec.items() if k not in VM_NOT_COPIED and k not in keep}
+        kept = VM_NOT_COPIED | _KEPT_BY_REVERT
+        restored = {k: v for k, v in snap_rec.items() if k not in kept}
         restored.update(power_state="Halted", parent=snap)
         ctx.db.update("VM", vm, **restored)
         for vbd in snap_rec["VBDs"]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..dispatch import Call, handler
+from ..call import Call
+from ..dispatch import handler
 from ..errors import Failure
 from .vm import update_allowed_operations, vm_of
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..dispatch import Call, handler
+from ..call import Call
+from ..dispatch import handler
 from ..errors import Failure
 from ..generic import record_of
 from ..simulator import Host, Pool
@@ -34,14 +35,36 @@ from .vm import (
 from .vm_clone import VM_NOT_COPIED, copy_row, destroy_vm_and_disks, destroy_vm_record
 
 # VM fields that name objects of the source pool (or runtime state): not carried to the destination as they are.
-_VM_LOCAL = VM_NOT_COPIED | {
-    "affinity", "suspend_SR", "appliance", "protection_policy", "snapshot_schedule", "snapshot_of", "parent",
-    "groups", "pending_guidances", "recommended_guidances",
-}  # fmt: skip
+_VM_LOCAL = VM_NOT_COPIED | frozenset(
+    {
+        "affinity",
+        "suspend_SR",
+        "appliance",
+        "protection_policy",
+        "snapshot_schedule",
+        "snapshot_of",
+        "parent",
+        "groups",
+        "pending_guidances",
+        "recommended_guidances",
+    }
+)
 _VDI_LOCAL = frozenset(
-    {"uuid", "VBDs", "crash_dumps", "snapshots", "current_operations", "allowed_operations", "location",
-     "SR", "snapshot_of", "parent", "metadata_of_pool", "pool"}
-)  # fmt: skip
+    {
+        "uuid",
+        "VBDs",
+        "crash_dumps",
+        "snapshots",
+        "current_operations",
+        "allowed_operations",
+        "location",
+        "SR",
+        "snapshot_of",
+        "parent",
+        "metadata_of_pool",
+        "pool",
+    }
+)
 
 
 @handler("host.migrate_receive")
@@ -52,23 +75,24 @@ async def migrate_receive(ctx: Call, host: str, network: str, options: dict[str,
     if not rec["enabled"]:
         raise Failure("HOST_DISABLED", host)
     master = f"http://{ctx.pool.master.address}/"
-    return {"host": host, "session_id": ctx.session or "", "master": master, "SM": f"{master}services/SM",
-            "xenops": f"{master}services/xenops", "network": network}  # fmt: skip
+    services = {"SM": f"{master}services/SM", "xenops": f"{master}services/xenops"}
+    return {"host": host, "session_id": ctx.session or "", "master": master, **services, "network": network}
 
 
 class _Plan:
     """What a migration moves and where: checked in full before anything is done."""
 
-    def __init__(self, ctx: Call, ref: str, dest: dict[str, str], vdi_map: dict[str, str],
-                 vif_map: dict[str, str]) -> None:  # fmt: skip
+    def __init__(
+        self, ctx: Call, ref: str, dest: dict[str, str], vdi_map: dict[str, str], vif_map: dict[str, str]
+    ) -> None:
         self.vm = record_of(ctx, "VM", ref)
         self.pool, self.host = _destination(ctx, ref, dest)
         db, there = ctx.db, self.pool.db
         if self.vm["power_state"] not in ("Running", "Halted"):
             raise Failure("VM_BAD_POWER_STATE", ref, "running", self.vm["power_state"].lower())
         if self.pool is ctx.pool:
-            raise Failure("VM_MIGRATE_FAILED", ref, ctx.host.ref, self.host.ref,
-                          "the destination is this pool: move the VM with VM.pool_migrate")  # fmt: skip
+            reason = "the destination is this pool: move the VM with VM.pool_migrate"
+            raise Failure("VM_MIGRATE_FAILED", ref, ctx.host.ref, self.host.ref, reason)
         self.vms = [ref, *(s for s in self.vm["snapshots"] if db.get("VM", s) is not None)]
         self.sr_of: dict[str, str] = {}  # source VDI → destination SR
         for vbd in self.vm["VBDs"]:
@@ -121,21 +145,37 @@ def _destination(ctx: Call, ref: str, dest: dict[str, str]) -> tuple[Pool, Host]
     for pool in ctx.sim.pools:
         if host in pool.hosts and pool.db.get("session", session) is not None:
             return pool, pool.hosts[host]
-    raise Failure("VM_MIGRATE_FAILED", ref, ctx.host.ref, host or "(none)",
-                  "the destination's token is not valid (no such host, or its session has ended)")  # fmt: skip
+    reason = "the destination's token is not valid (no such host, or its session has ended)"
+    raise Failure("VM_MIGRATE_FAILED", ref, ctx.host.ref, host or "(none)", reason)
 
 
 @handler("VM.assert_can_migrate")
-async def assert_can_migrate(ctx: Call, ref: str, dest: dict[str, str], live: bool, vdi_map: dict[str, str],
-                             vif_map: dict[str, str], options: dict[str, str], vgpu_map: dict[str, str]) -> str:  # fmt: skip
+async def assert_can_migrate(
+    ctx: Call,
+    ref: str,
+    dest: dict[str, str],
+    live: bool,
+    vdi_map: dict[str, str],
+    vif_map: dict[str, str],
+    options: dict[str, str],
+    vgpu_map: dict[str, str],
+) -> str:
     """Raise what ``VM.migrate_send`` would refuse with these arguments; nothing is changed."""
     _Plan(ctx, ref, dest, vdi_map, vif_map)
     return ""
 
 
 @handler("VM.migrate_send")
-async def migrate_send(ctx: Call, ref: str, dest: dict[str, str], live: bool, vdi_map: dict[str, str],
-                       vif_map: dict[str, str], options: dict[str, str], vgpu_map: dict[str, str]) -> str:  # fmt: skip
+async def migrate_send(
+    ctx: Call,
+    ref: str,
+    dest: dict[str, str],
+    live: bool,
+    vdi_map: dict[str, str],
+    vif_map: dict[str, str],
+    options: dict[str, str],
+    vgpu_map: dict[str, str],
+) -> str:
     """Move the VM, its snapshots and disks to the destination pool; its reference there."""
     plan = _Plan(ctx, ref, dest, vdi_map, vif_map)
     there = replace(ctx, pool=plan.pool, host=plan.host, task=None, method="VM.migrate_send")
@@ -155,8 +195,10 @@ async def migrate_send(ctx: Call, ref: str, dest: dict[str, str], live: bool, vd
             made = list(new_vm.values())
             for old, new in new_vm.items():
                 rec = ctx.db.records("VM")[old]
-                links = {"snapshot_of": new_vm.get(rec["snapshot_of"], NULL_REF),
-                         "parent": new_vm.get(rec["parent"], NULL_REF)}  # fmt: skip
+                links = {
+                    "snapshot_of": new_vm.get(rec["snapshot_of"], NULL_REF),
+                    "parent": new_vm.get(rec["parent"], NULL_REF),
+                }
                 there.db.update("VM", new, **links)
                 for vbd in rec["VBDs"]:
                     _copy_vbd(ctx, there, vbd, new, new_vdi)

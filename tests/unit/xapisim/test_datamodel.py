@@ -29,3 +29,15 @@ def test_datamodel_loads_every_class_with_defaults():
     assert record["VBDs"] == [] and record["other_config"] == {}
     assert record["memory_static_max"] == 0  # no default in the model: the type's zero
     assert "start" in vm.messages and vm.messages["get_record"].implicit
+
+
+def test_datamodel_finds_each_message_under_both_of_xapis_names():
+    dm = load_datamodel()
+    event, metrics = dm.get("event"), dm.get("VM_metrics")
+    assert event is not None and metrics is not None
+    assert dm.message("event.from") == dm.message("event_from") == (event, event.messages["from"])
+    assert dm.message("VM_metrics_get_record") == (metrics, metrics.messages["get_record"])
+    for name in ("Async.VM.start", "Async_VM_start", "VM", "VM_", "system.listMethods", "system_listMethods"):
+        assert dm.message(name) is None, name
+    underscored = {f"{c.name}_{m}" for c in dm.classes.values() for m in c.messages}
+    assert len(underscored) == sum(len(c.messages) for c in dm.classes.values())  # no two names collide

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 
 import pytest
@@ -268,10 +269,19 @@ async def test_rfb_unknown_message_ends_the_session_quietly():
     assert display.screen.on_damage == []  # the session let go of the screen
 
 
-async def test_serve_logs_and_returns_on_a_non_rfb_peer():
+async def test_serve_logs_and_returns_on_a_non_rfb_peer(caplog):
     reader = asyncio.StreamReader()
     reader.feed_data(b"GET / HTTP/1.1\r\n")
     reader.feed_eof()
-    writer = _writer(_Pipe(asyncio.StreamReader()))
-    await serve(reader, writer, FakeDisplay(), "vm")  # no exception
+    sent = asyncio.StreamReader()
+    writer = _writer(_Pipe(sent))
+    display = FakeDisplay()
+    with caplog.at_level(logging.INFO, logger="xapisim.rfb"):
+        await asyncio.wait_for(serve(reader, writer, display, "vm"), 2)  # returns, and raises nothing
     writer.close()
+    sent.feed_eof()
+    assert await sent.read() == b"RFB 003.008\n"  # its greeting, then nothing: no security types
+    assert display.screen.on_damage == [] and display.keys == []  # never attached to the screen
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "xapisim.rfb"] == [
+        (logging.INFO, "console client of vm went away: not an RFB client: b'GET / HTTP/1'")
+    ]

@@ -1,19 +1,18 @@
-"""VM consoles as xapi serves them: ``console`` records, and ``CONNECT /console`` answered with RFB.
+"""VM consoles served as xapi serves them: ``CONNECT /console`` on a host, answered with RFB or text.
 
-A client reads a console's ``location`` (``<scheme>://<host address>:<port>/console?uuid=<console
-uuid>``; control domains' use ``?ref=<VM ref>``), opens a connection to that host and sends
-``CONNECT /console?uuid=…&session_id=OpaqueRef:… HTTP/1.0`` (the session may instead come as a
-``Cookie: session_id=…`` header). The host answers ``HTTP/1.1 200 OK`` and a blank line, and the rest
+A client reads a console's ``location`` (see :mod:`.console_records`), opens a connection to that host
+and sends ``CONNECT /console?uuid=…&session_id=OpaqueRef:… HTTP/1.0`` (the session may instead come as
+a ``Cookie: session_id=…`` header). The host answers ``HTTP/1.1 200 OK`` and a blank line, and the rest
 of the connection is the console: RFB for ``rfb`` consoles (:mod:`xapisim.rfb`), the raw text of the
 guest's tty for ``vt100`` ones. Refusals are xapi's (console.ml, xapi_http.ml, http_svr.ml): 401 for
 a missing or invalid session, 500 for an unknown console or a VM that is not running on that host,
 403 for a CONNECT to another path.
 
-Connections reach :meth:`Consoles.accept` through :class:`xapisim.connect.ConnectSite` (aiohttp itself
-refuses a CONNECT to a path). Console records follow the VMs as xenopsd makes xapi
-keep them: created when a VM starts (``rfb``, plus ``vt100`` for PV guests), recreated when it moves
-to another host, destroyed when it stops; the clients of a stopped VM's console are disconnected.
-``XAPISIM_CONSOLE_TICK`` (seconds, default 0.5; 0 stops it) sets how often the clock and cursor change.
+Connections reach :meth:`Consoles.accept` from the listeners (through :class:`xapisim.connect.ConnectSite`:
+aiohttp itself refuses a CONNECT to a path). Each running VM has one terminal, shared by its clients;
+when its domain goes away (the VM stops, reboots or moves, :meth:`Consoles.follow`), its clients are
+disconnected. ``XAPISIM_CONSOLE_TICK`` (seconds, default 0.5; 0 stops it) sets how often the clock and
+cursor change.
 """
 
 from __future__ import annotations
@@ -22,25 +21,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any
+from urllib.parse import parse_qsl
 
 from . import rfb
-from .simulator import Host, Pool, Simulator
+from .console_records import PATH
+from .simulator import Host, Pool
 from .terminal import Terminal, serve_text
-from .values import new_uuid
-
-if TYPE_CHECKING:
-    from .http import Listeners
 
 log = logging.getLogger(__name__)
 
-PATH = "/console"
 _HEAD_LIMIT = 16 * 1024
-# The VM lifecycle knows only the Simulator; locations need the listeners' scheme and port: this finds them.
-_SERVICES: weakref.WeakKeyDictionary[Simulator, Consoles] = weakref.WeakKeyDictionary()
 _SERVER_ERROR = (
     "<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; please wait a "
     "while and try again. If the problem persists, please contact your support representative."
@@ -67,114 +58,28 @@ def _failure(detail: str) -> Refused:
     return Refused("500 Internal Error", _SERVER_ERROR.format(escaped))
 
 
-# --- records ---------------------------------------------------------------------------------------
-def sync_consoles(sim: Simulator, pool: Pool, vm_ref: str) -> None:
-    """Make a VM's console records follow its state (called by the VM lifecycle after each change).
-
-    Done once the current call's synchronous work is over, as xapi does on xenopsd's next event: a
-    reboot (halted then running again on the same host) keeps its records, as in xapi.
-    """
-    service = _SERVICES.get(sim)
-    if service is not None:
-        service.schedule(pool, vm_ref)
-    else:  # no listeners (handlers driven in-process): locations as xapi writes them, on port 443
-        _sync_records(pool, vm_ref, lambda host: f"https://{host.address}")
-
-
-def _sync_records(pool: Pool, vm_ref: str, base: Callable[[Host], str]) -> bool:
-    """Create or destroy console records as xapi does on xenopsd's events; True if the VM has a domain."""
-    db = pool.db
-    vm = db.get("VM", vm_ref)
-    if vm is None or vm["is_control_domain"]:
-        return vm is not None
-    wanted: dict[str, str] = {}
-    host = pool.hosts.get(vm["resident_on"])
-    running = vm["power_state"] in ("Running", "Paused") and host is not None
-    if host is not None and running:
-        uri = base(host) + PATH
-        wanted = {"rfb": uri} if vm["HVM_boot_policy"] else {"rfb": uri, "vt100": uri}
-    kept = set()
-    for ref in list(vm["consoles"]):
-        record = db.get("console", ref)
-        if record is None:
-            continue
-        uri = str(record["location"]).split("?", 1)[0]
-        if wanted.get(record["protocol"]) == uri and record["protocol"] not in kept:
-            kept.add(record["protocol"])
-        else:  # gone, or on another host: xapi compares (protocol, location without query)
-            db.destroy("console", ref)
-    for protocol, uri in wanted.items():
-        if protocol not in kept:
-            uuid = new_uuid()
-            fields = {"uuid": uuid, "protocol": protocol, "location": f"{uri}?uuid={uuid}", "VM": vm_ref}
-            db.create("console", fields)
-    return running
-
-
-def relocate(pool: Pool, base: Callable[[Host], str]) -> int:
-    """Point every console of a loaded pool at its VM's host as the simulator serves it; returns how many.
-
-    Done once the listeners know their port, before any client reads: written in place (no events), as
-    xapi rewrites console URLs at start-up (dbsync's refresh_console_urls).
-    """
-    db, count = pool.db, 0
-    for ref, record in db.records("console").items():
-        vm = db.get("VM", record["VM"]) or {}
-        host = pool.hosts.get(vm.get("resident_on", ""))
-        if host is None:
-            continue
-        parts = urlsplit(str(record["location"]))
-        record["location"] = f"{base(host)}{parts.path or PATH}{'?' + parts.query if parts.query else ''}"
-        db.encoded.pop(ref, None)
-        count += 1
-    return count
-
-
-# --- the service -----------------------------------------------------------------------------------
+# --- the server ------------------------------------------------------------------------------------
 class Consoles:
-    """The consoles of a simulator's hosts: record upkeep, CONNECT handling, one terminal per running VM."""
+    """The consoles of a simulator's hosts: CONNECT handling, one terminal per running VM."""
 
-    def __init__(self, listeners: Listeners, tick: float | None = None) -> None:
-        self.listeners = listeners
-        self.sim = listeners.sim
+    def __init__(self, tick: float | None = None) -> None:
         self.tick = _tick_setting() if tick is None else tick
         self.terminals: dict[tuple[int, str], Terminal] = {}
         self.clients: dict[tuple[int, str], set[asyncio.Task[Any]]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.ticker: asyncio.Task[None] | None = None
-        self.pending: dict[tuple[int, str], Pool] = {}
-        _SERVICES[self.sim] = self
 
-    def base(self, host: Host) -> str:
-        """``<scheme>://<address>:<port>`` of a host's listener."""
-        return self.listeners.url(host)
-
-    def relocate(self) -> None:
-        """Rewrite every loaded console location for the listeners' scheme and port."""
-        for pool in self.sim.pools:
-            relocate(pool, self.base)
-
-    def schedule(self, pool: Pool, vm_ref: str) -> None:
-        """Sync a VM's consoles as soon as the current call yields (several changes make one sync)."""
-        vm = pool.db.get("VM", vm_ref)
-        if vm is None or vm["power_state"] not in ("Running", "Paused"):
-            self._drop((pool.index, vm_ref))  # the domain is gone now, even if a reboot starts another
-        if not self.pending:
-            asyncio.get_running_loop().call_soon(self._flush)
-        self.pending[pool.index, vm_ref] = pool
-
-    def _flush(self) -> None:
-        pending, self.pending = self.pending, {}
-        for (_, vm_ref), pool in pending.items():
-            self.sync(pool, vm_ref)
-
-    def sync(self, pool: Pool, vm_ref: str) -> None:
-        """Follow a VM's state change: its records, and its console clients when its domain went away."""
-        running = _sync_records(pool, vm_ref, self.base)
+    def follow(self, pool: Pool, vm_ref: str) -> None:
+        """Disconnect a VM's console clients when its domain went away: it no longer runs, or runs on
+        another host than the one its terminal was drawn for (the records' upkeep calls this)."""
         key = (pool.index, vm_ref)
-        term = self.terminals.get(key)
         vm = pool.db.get("VM", vm_ref)
-        if term is not None and (not running or vm is None or term.host_ref != vm["resident_on"]):
+        term = self.terminals.get(key)
+        if (
+            vm is None
+            or vm["power_state"] not in ("Running", "Paused")
+            or (term is not None and term.host_ref != vm["resident_on"])
+        ):
             self._drop(key)
 
     def _drop(self, key: tuple[int, str]) -> None:
@@ -193,13 +98,9 @@ class Consoles:
         self.ticker = None
 
     # -- connections ---------------------------------------------------------------------------
-    def accept(self, transport: asyncio.Transport, data: bytes) -> None:
-        """Take over a connection whose first bytes are a CONNECT request."""
-        sockname = transport.get_extra_info("sockname")
-        host = self.sim.host_at(sockname[0]) if sockname else None
-        if host is None or not host.up:  # stopped since it accepted the connection
-            transport.abort()
-            return
+    def accept(self, host: Host, transport: asyncio.Transport, data: bytes) -> asyncio.Task[Any]:
+        """Take over a connection to ``host`` whose first bytes are a CONNECT request; returns the task
+        that serves it."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_HEAD_LIMIT)
         protocol = asyncio.StreamReaderProtocol(reader)
@@ -209,16 +110,8 @@ class Consoles:
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         task = loop.create_task(self._serve(host, reader, writer), name="console")
         self.tasks.add(task)
-        st = self.listeners.state[host.ref]
-        st.transports.add(transport)  # stopping the host or dropping connections ends the console too
-        st.calls.add(task)
-
-        def done(t: asyncio.Task[Any]) -> None:
-            self.tasks.discard(t)
-            st.transports.discard(transport)
-            st.calls.discard(t)
-
-        task.add_done_callback(done)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     async def _serve(self, host: Host, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         version = "1.1"
