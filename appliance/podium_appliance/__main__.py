@@ -13,7 +13,6 @@ Exit status: 0 done, 1 failed (the message says why), 2 wrong usage.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -30,8 +29,12 @@ from .update import cli as update_cli
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="podium-appliance", description="The Podium appliance's own command.")
-    p.add_argument("--root", type=Path, default=Path(os.environ.get("PODIUM_APPLIANCE_ROOT", "/")),
-                   help="the filesystem root the appliance lives under (default /)")  # fmt: skip
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("PODIUM_APPLIANCE_ROOT", "/")),
+        help="the filesystem root the appliance lives under (default /)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("firstboot", help="at boot: the certificate, the deploy keys, the setup code")
@@ -60,16 +63,24 @@ def parser() -> argparse.ArgumentParser:
     update_cli.add_parser(sub)
     metrics = sub.add_parser("guest-metrics", help="report the addresses and OS to the pool through XenStore")
     metrics.add_argument("--once", action="store_true", help="report once, then exit")
-    metrics.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
-                         help="rewrite every key this often (default 60); addresses are checked every 5 s")  # fmt: skip
+    metrics.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="rewrite every key this often (default 60); addresses are checked every 5 s",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; an ApplianceError is printed as one line, never a traceback."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     layout = Layout(args.root)
     try:
         settings = layout.settings()
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 def _firstboot(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from .firstboot import firstboot
+    from .setup.firstboot import firstboot
 
     for line in asyncio.run(firstboot(layout, settings)):
         print(line, flush=True)  # on the console (the unit's output goes to tty and serial)
@@ -95,15 +106,14 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
 
     from aiohttp import web
 
-    from .completion import is_complete
-    from .system import wait_for
-    from .wizard import make_app
+    from .box.system import wait_for
+    from .setup.wizard import make_app
 
     # The wizard's service starts beside the first boot's, to import the above meanwhile (seconds under
     # emulation); it serves only once the first boot is done: the setup code, the certificate and any
     # network change undone are that one's, and the deploy keys may have completed the setup.
     wait_for(settings.command("firstboot_wait"), "waiting for the first boot's service", timeout=600)
-    if is_complete(layout):
+    if layout.setup_is_complete():
         logging.getLogger(__name__).info("setup is complete: the wizard is not needed")
         return 0
     host, _, port = settings.wizard_listen.rpartition(":")
@@ -129,10 +139,10 @@ def _wizard(layout: Layout, settings: Settings, args: argparse.Namespace) -> int
 
 
 def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from .firstboot import urls
-    from .setup_code import SetupCode, console_text, write_issue
+    from .setup.firstboot import urls
+    from .setup.setup_code import SetupCode, console_text, write_issue
 
-    if layout.setup_complete.exists():
+    if layout.setup_is_complete():
         raise ApplianceError("setup is complete: there is no setup code any more")
     code = SetupCode(layout)
     value = code.renew() if args.new else code.ensure()
@@ -142,15 +152,16 @@ def _setup_code(layout: Layout, settings: Settings, args: argparse.Namespace) ->
 
 
 def _network(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from .network import DHCP, Network, static_config
+    from .box.network import DHCP, Network, static_config
 
     net = Network(layout, settings)
     if args.mode == "show":
         print(net.current().describe())
         return 0
-    wanted = DHCP if args.mode == "dhcp" else static_config(
-        args.address, args.netmask, args.gateway, " ".join(args.dns)
-    )  # fmt: skip
+    if args.mode == "dhcp":
+        wanted = DHCP
+    else:
+        wanted = static_config(args.address, args.netmask, args.gateway, " ".join(args.dns))
     net.apply(wanted)
     print(f"network: {wanted.describe()}")
     return 0
@@ -159,7 +170,7 @@ def _network(layout: Layout, settings: Settings, args: argparse.Namespace) -> in
 def _check(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from .check import run_checks
+    from .box.check import run_checks
 
     results = asyncio.run(run_checks(layout, settings))
     width = max(len(r.name) for r in results)
@@ -169,14 +180,12 @@ def _check(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from .completion import reset_password
+    from .box.server import reset_password
+    from .setup.completion import set_up_admin
 
-    email = args.email
+    email = args.email or set_up_admin(layout)
     if not email:
-        try:
-            email = json.loads(layout.setup_complete.read_text())["admin"]
-        except (OSError, ValueError, KeyError):
-            raise ApplianceError("setup is not complete: give the user's e-mail") from None
+        raise ApplianceError("setup is not complete: give the user's e-mail")
     given = sys.stdin.readline().rstrip("\n") if args.password_stdin else ""
     if args.password_stdin and not given:
         raise ApplianceError("no password on standard input")
@@ -189,7 +198,7 @@ def _reset_admin_password(layout: Layout, settings: Settings, args: argparse.Nam
 
 
 def _proxy(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from .proxy import Proxy
+    from .box.proxy import Proxy
 
     Proxy(layout, settings).apply(args.mode)
     print(f"nginx: {args.mode} configuration applied")
@@ -197,11 +206,10 @@ def _proxy(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from . import tls
-    from .proxy import Proxy
+    from .box import tls_check, tls_install
 
     if args.action == "show":
-        info = tls.read_info(layout.tls_cert)
+        info = tls_check.read_info(layout.tls_cert)
     else:
         if len(args.files) != 2:
             raise ApplianceError("tls install CERT KEY: give the certificate file and the key file")
@@ -209,7 +217,7 @@ def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
             cert, key = (path.read_bytes() for path in args.files)
         except OSError as e:
             raise ApplianceError(f"cannot read {e.filename}: {e.strerror}") from None
-        info = Proxy(layout, settings).install_certificate(cert, key)
+        info = tls_install.install(layout, settings, cert, key)
     print(f"subject:     {info.subject}\nnames:       {', '.join(info.names)}")
     print(f"valid until: {info.not_after:%Y-%m-%d %H:%M} UTC\nfingerprint: {info.fingerprint}")
     for warning in info.warnings:
@@ -218,7 +226,7 @@ def _tls(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _guest_metrics(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
-    from . import guest_metrics
+    from .box import guest_metrics
 
     guest_metrics.serve(layout, settings, args.interval, once=args.once)
     return 0

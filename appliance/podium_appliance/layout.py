@@ -181,7 +181,12 @@ class Layout:
 
     @property
     def setup_complete(self) -> Path:
+        """The wizard's lock, written last when setup completes (the admin's e-mail in it); never removed."""
         return self.state / "setup-complete"
+
+    def setup_is_complete(self) -> bool:
+        """Setup was completed: the wizard is locked for good."""
+        return self.setup_complete.exists()
 
     @property
     def network_pending(self) -> Path:

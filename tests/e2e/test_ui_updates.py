@@ -8,10 +8,6 @@ update server, shows the release notes and upgrades from it; then rolls back.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +15,13 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from ..harness.releaseproc import ADMIN, Appliance, make_appliance
-from ..harness.serverproc import free_port
-from ..harness.updateproc import BundleFactory
+from ..harness.updateproc import BundleFactory, serve_updates
 from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 OLD, NEW, NEWEST = "1.0.0", "1.1.0", "1.2.0"
+NEW_NOTES = "Podium 1.1.0: faster consoles."
 UPGRADE_TIMEOUT = 180_000  # ms: a venv from the bundle's wheels, a restart and a health check
 
 
@@ -35,29 +31,61 @@ def factory(tmp_path_factory: pytest.TempPathFactory) -> BundleFactory:
 
 
 @pytest.fixture(scope="module")
-def box(factory: BundleFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
-    """An appliance running the old release, set up, with its updater service."""
+def shared(factory: BundleFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    """The appliance the tests share: the old release installed and set up. Each test starts from a copy
+    of its files (``box``, ``upgraded``), not from where the test before left it."""
     factory.ensure_key()
     appliance = make_appliance(tmp_path_factory.mktemp("appliance"), factory.keyring_path)
     done = appliance.update("apply", "--bundle", str(factory(OLD)))
     assert done.returncode == 0, done.stderr
     appliance.set_up()
-    appliance.start_service()
     try:
         yield appliance
     finally:
         appliance.stop()
 
 
-def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"nothing listens on port {port}"
-            time.sleep(0.05)
+@pytest.fixture(scope="module")
+def first_install(shared: Appliance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shared appliance's files as its first install left them."""
+    copy = tmp_path_factory.mktemp("first-install") / "root"
+    shared.keep(copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def upgraded_copy(
+    shared: Appliance, first_install: Path, factory: BundleFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the shared appliance's files once upgraded to the new release (from the console)."""
+    shared.restore(first_install)
+    done = shared.update("apply", "--bundle", str(factory(NEW, notes=NEW_NOTES)))
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path_factory.mktemp("upgraded") / "root"
+    shared.keep(copy)
+    return copy
+
+
+def with_service(appliance: Appliance, copy: Path) -> Iterator[Appliance]:
+    """The appliance as ``copy`` has it, with its updater service, for one test."""
+    appliance.restore(copy)
+    appliance.start_service()
+    try:
+        yield appliance
+    finally:
+        appliance.stop_service()
+
+
+@pytest.fixture
+def box(shared: Appliance, first_install: Path) -> Iterator[Appliance]:
+    """The appliance running the old release, never upgraded, set up, with its updater service."""
+    yield from with_service(shared, first_install)
+
+
+@pytest.fixture
+def upgraded(shared: Appliance, upgraded_copy: Path) -> Iterator[Appliance]:
+    """The appliance upgraded from the old release to the new one, with its updater service."""
+    yield from with_service(shared, upgraded_copy)
 
 
 def open_updates(page: Page, box: Appliance) -> None:
@@ -71,7 +99,7 @@ def open_updates(page: Page, box: Appliance) -> None:
 def test_upload_a_bundle_and_upgrade_with_progress_through_the_restart(
     box: Appliance, factory: BundleFactory, page: Page, tmp_path: Path
 ) -> None:
-    new = factory(NEW, notes="Podium 1.1.0: faster consoles.")
+    new = factory(NEW, notes=NEW_NOTES)
     open_updates(page, box)
     expect(page.locator("#update-current")).to_have_text(OLD)
     expect(page.locator("#update-rollback")).to_be_disabled()  # nothing to go back to yet
@@ -117,21 +145,17 @@ def test_upload_a_bundle_and_upgrade_with_progress_through_the_restart(
 
 
 def test_check_a_channel_read_the_notes_upgrade_then_roll_back(
-    box: Appliance, factory: BundleFactory, page: Page, tmp_path: Path
+    upgraded: Appliance, factory: BundleFactory, page: Page, tmp_path: Path
 ) -> None:
-    if box.current() != NEW:
-        pytest.skip("needs the upload test first")
+    box = upgraded
     newest = factory(NEWEST, notes="Podium 1.2.0\n\n- charts for SRs\n- quieter logs")
     out = tmp_path / "updates"
     factory.channel([factory(OLD), newest], "stable", out)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
-                               "--directory", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    config = box.layout.updates_toml.read_text()
-    try:
-        kept = [line for line in config.splitlines() if not line.startswith("url ")]
-        box.layout.updates_toml.write_text("\n".join([*kept, f'url = "http://127.0.0.1:{port}/"']) + "\n")
-        wait_listening(port)
+    with serve_updates(out) as url:
+        kept = [
+            line for line in box.layout.updates_toml.read_text().splitlines() if not line.startswith("url ")
+        ]
+        box.layout.updates_toml.write_text("\n".join([*kept, f'url = "{url}"']) + "\n")
         open_updates(page, box)
         expect(page.locator("#update-current")).to_have_text(NEW)
         page.click("#update-check")
@@ -149,7 +173,3 @@ def test_check_a_channel_read_the_notes_upgrade_then_roll_back(
         expect(page.locator("#update-current")).to_have_text(NEW, timeout=UPGRADE_TIMEOUT)
         expect(page.locator("#update-last")).to_contain_text("rollback")
         assert box.current() == NEW
-    finally:
-        box.layout.updates_toml.write_text(config)
-        server.terminate()
-        server.wait()

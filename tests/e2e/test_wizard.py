@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playwright.sync_api import Page, expect
 
-from podium_appliance import tls
+from podium_appliance.box import tls_check, tls_install
 
 from ..harness.applianceproc import Stack, first_boot
 from .conftest import screenshot
@@ -108,8 +108,8 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
 
     # Certificate: a certificate with another certificate's key is refused, nothing changes.
     before = stack.layout.tls_cert.read_bytes()
-    cert_a, _ = tls.generate_self_signed("podium-test", ["127.0.0.1"])
-    _, key_b = tls.generate_self_signed("podium-test", ["127.0.0.1"])
+    cert_a, _ = tls_install.generate_self_signed("podium-test", ["127.0.0.1"])
+    _, key_b = tls_install.generate_self_signed("podium-test", ["127.0.0.1"])
     page.check("input[name=choice][value=upload]")
     page.set_input_files("#cert", files=[{"name": "c.pem", "mimeType": "text/plain", "buffer": cert_a}])
     page.set_input_files("#key", files=[{"name": "k.pem", "mimeType": "text/plain", "buffer": key_b}])
@@ -117,7 +117,7 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     assert "does not belong to the certificate" in _error(page)
     assert stack.layout.tls_cert.read_bytes() == before
     # A usable certificate for another name: installed, and its warnings shown before going on.
-    other_cert, other_key = tls.generate_self_signed("elsewhere.example.com", ["192.0.2.99"])
+    other_cert, other_key = tls_install.generate_self_signed("elsewhere.example.com", ["192.0.2.99"])
     page.check("input[name=choice][value=upload]")
     page.set_input_files("#cert", files=[{"name": "c.pem", "mimeType": "text/plain", "buffer": other_cert}])
     page.set_input_files("#key", files=[{"name": "k.pem", "mimeType": "text/plain", "buffer": other_key}])
@@ -131,7 +131,7 @@ def test_wizard_walkthrough_with_every_mistake(stack: Stack, tls_sim, page: Page
     page.check("input[name=choice][value=generate]")  # on second thoughts, a certificate for this name
     _submit(page)
     assert page.url.endswith("/setup/pool")
-    info = tls.read_info(stack.layout.tls_cert)
+    info = tls_check.read_info(stack.layout.tls_cert)
     assert "podium-test" in info.names and stack.layout.tls_cert.read_bytes() != before
     for _ in range(50):  # nginx -s reload returns before the new workers answer
         if stack.nginx.served_fingerprint() == info.fingerprint:

@@ -30,10 +30,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from podium_appliance import tls
+from podium_appliance.box import tls_check, tls_install
 from podium_appliance.layout import Layout
-from podium_appliance.setup_code import SetupCode
-from podium_appliance.wizard import Session, make_app
+from podium_appliance.setup.setup_code import SetupCode
+from podium_appliance.setup.wizard import Session, make_app
 
 from .nginxproc import Nginx, closed, start_nginx
 from .serverproc import free_port
@@ -73,17 +73,18 @@ class Stack:
 
     def appliance(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """``podium-appliance --root <root> ARGS``."""
-        argv = [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), *args]
+        argv = self.appliance_argv(*args)
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120)
+
+    def appliance_argv(self, *args: str) -> list[str]:
+        """The argv of ``podium-appliance --root <root> ARGS`` from this repository's code."""
+        return [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), *args]
 
     def start_wizard(self) -> None:
         """The wizard as its service runs it, answering on its loopback port."""
         log = (self.root / "wizard.log").open("wb")
         with log:
-            self.wizard = subprocess.Popen(
-                [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), "wizard"],
-                stdout=log, stderr=log,
-            )  # fmt: skip
+            self.wizard = subprocess.Popen(self.appliance_argv("wizard"), stdout=log, stderr=log)
         _wait_port(self.layout.settings().wizard_listen, self.wizard, self.root / "wizard.log")
 
     def wait_proxied(self, path: str = "/api/health", seconds: float = 10) -> None:
@@ -164,11 +165,16 @@ def first_boot(
     server_listen = f"127.0.0.1:{free_port()}"
     log = root / "commands.log"
     server = 'nohup "$0" -m podium --config "$1" >"$2" 2>&1 & echo $! >"$3"'
+    server_files = [
+        str(layout.server_toml),
+        str(root / "server.log"),
+        str(root / "podium-server.service.pid"),
+    ]
+    # systemctl is-active: a service is active when the pid in <root>/<unit>.pid is alive
+    is_active = 'kill -0 "$(cat "$0/$1.pid" 2>/dev/null)" 2>/dev/null'
     commands = {
-        "server_start": ["sh", "-c", server, sys.executable, str(layout.server_toml),
-                         str(root / "server.log"), str(root / "podium-server.service.pid")],
-        # systemctl is-active: a service is active when the pid in <root>/<unit>.pid is alive
-        "service_active": ["sh", "-c", 'kill -0 "$(cat "$0/$1.pid" 2>/dev/null)" 2>/dev/null', str(root), "{unit}"],
+        "server_start": ["sh", "-c", server, sys.executable, *server_files],
+        "service_active": ["sh", "-c", is_active, str(root), "{unit}"],
         "server_admin": [sys.executable, "-m", "podium", "--config", "{config}"],
         "network_apply": record(log, "network_apply"),
         "network_reconfigure": record(log, "network_reconfigure", "{interface}"),
@@ -176,12 +182,17 @@ def first_boot(
         "time_apply": record(log, "time_apply"),
         "bus_wait": record(log, "bus_wait"),
         "firstboot_wait": record(log, "firstboot_wait"),
-    } | (commands or {})  # fmt: skip
+    } | (commands or {})
     layout.hostname.parent.mkdir(parents=True, exist_ok=True)
+    wizard_listen = f"127.0.0.1:{free_port()}"
     nginx = start_nginx(
-        root, layout, mode="setup", server_listen=server_listen,
-        wizard_listen=f"127.0.0.1:{free_port()}", commands=commands,
-    )  # fmt: skip
+        root,
+        layout,
+        mode="setup",
+        server_listen=server_listen,
+        wizard_listen=wizard_listen,
+        commands=commands,
+    )
     text = layout.appliance_toml.read_text().replace(
         "[wizard]\n", f"[wizard]\nnetwork_confirm_seconds = {confirm_seconds}\n"
     )
@@ -235,7 +246,7 @@ def tls_forwarder(listen: tuple[str, int], upstream: tuple[str, int], folder: Pa
     The simulator's hosts share one certificate; a real pool's hosts each have their own. A forwarder in
     front of a member gives it one (the HOST_IS_SLAVE it answers still names the master's real address).
     """
-    cert, key = tls.generate_self_signed("forwarder", [listen[0]])
+    cert, key = tls_install.generate_self_signed("forwarder", [listen[0]])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cert.pem").write_bytes(cert)
     (folder / "key.pem").write_bytes(key)
@@ -274,7 +285,7 @@ def tls_forwarder(listen: tuple[str, int], upstream: tuple[str, int], folder: Pa
         await asyncio.sleep(0.1)  # the TLS shutdowns
 
     try:
-        yield TlsForwarder(listen, upstream, tls.validate(cert, key).fingerprint)
+        yield TlsForwarder(listen, upstream, tls_check.validate(cert, key).fingerprint)
     finally:
         asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)

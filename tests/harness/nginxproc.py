@@ -32,9 +32,9 @@ from typing import Any
 import aiohttp
 
 from podium import xva as xva_lib
-from podium_appliance import tls
+from podium_appliance.box import tls_install
+from podium_appliance.box.proxy import render
 from podium_appliance.layout import Layout, write_atomic
-from podium_appliance.proxy import render
 
 from .procstat import status_kb
 from .serverproc import Api, free_port, wait_object
@@ -242,7 +242,7 @@ def start_nginx(
     prefix = root / "nginx"
     nginx = Nginx(prefix, prefix / "nginx.conf", layout, free_port(), free_port())
     nginx.write_appliance_toml(server_listen=server_listen, wizard_listen=wizard_listen, commands=commands)
-    tls.ensure_certificate(layout, "localhost", ["127.0.0.1"])
+    tls_install.ensure_certificate(layout, "localhost", ["127.0.0.1"])
     if not layout.nginx_conf.exists():
         write_atomic(layout.nginx_conf, render(layout, layout.settings(), mode))
     nginx.start()
@@ -314,9 +314,11 @@ class Figures:
         return self.length / self.seconds / 1e6
 
     def line(self) -> str:
-        return (f"{self.what} of {self.length / GiB:.2f} GiB {self.via}: {self.mb_per_s:,.0f} MB/s "
-                f"({self.seconds:.1f} s), nginx worker peak RSS growth {self.rss_growth_mb:.1f} MB, "
-                f"{self.written:,} bytes written to disk")  # fmt: skip
+        return (
+            f"{self.what} of {self.length / GiB:.2f} GiB {self.via}: {self.mb_per_s:,.0f} MB/s "
+            f"({self.seconds:.1f} s), nginx worker peak RSS growth {self.rss_growth_mb:.1f} MB, "
+            f"{self.written:,} bytes written to disk"
+        )
 
 
 class Watch:

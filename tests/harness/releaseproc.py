@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,8 @@ from typing import Any
 
 import aiohttp
 
-from podium_appliance.completion import Answers, write_server_config
 from podium_appliance.layout import Layout
+from podium_appliance.setup.completion import Answers, write_server_config
 
 from .serverproc import free_port
 from .service_standin import alive
@@ -47,8 +48,10 @@ class Appliance:
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         """``podium-appliance --root ROOT update ARGS`` from this repository's code (as root would run it)."""
-        return subprocess.run(self.update_argv(*args), capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **self.env, **(env or {})})  # fmt: skip
+        env = {**os.environ, **self.env, **(env or {})}
+        return subprocess.run(
+            self.update_argv(*args), capture_output=True, text=True, timeout=timeout, env=env
+        )
 
     def update_argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "podium_appliance", "--root", str(self.layout.root), "update", *args]
@@ -79,8 +82,7 @@ class Appliance:
             self.layout.server_toml.write_text(
                 config.replace("[admin]", f'database_url = "{database_url}"\n\n[admin]')
             )
-        subprocess.run(self.layout.settings().command("server_start"), check=True)
-        self.wait_healthy()
+        self._start_server()
 
     def wait_healthy(self, seconds: float = 60) -> None:
         import urllib.request
@@ -128,8 +130,11 @@ class Appliance:
         """The updater service, as systemd runs it; returns once its socket answers."""
         log = (self.root / "updater.log").open("ab")
         with log:
-            self.service = subprocess.Popen(self.update_argv("serve"), stdout=log, stderr=log,
-                                            env={**os.environ, **self.env}, umask=0o077)  # the unit's UMask  # fmt: skip
+            env = {**os.environ, **self.env}
+            # umask: the unit's UMask
+            self.service = subprocess.Popen(
+                self.update_argv("serve"), stdout=log, stderr=log, env=env, umask=0o077
+            )
         deadline = time.monotonic() + 30
         while not self.layout.update_socket.exists():
             if self.service.poll() is not None or time.monotonic() > deadline:
@@ -150,6 +155,27 @@ class Appliance:
         """Stop everything: the service, the server."""
         self.stop_service()
         subprocess.run(self.layout.settings().command("server_stop"), check=False)
+
+    def keep(self, copy: Path) -> None:
+        """Copy the appliance's files to ``copy`` (the server stopped meanwhile, so its database is whole),
+        for :meth:`restore`."""
+        self.stop()
+        shutil.copytree(self.layout.root, copy, symlinks=True)
+        self._start_server()
+
+    def restore(self, copy: Path) -> None:
+        """Put the files :meth:`keep` copied back in place of the appliance's own and start its server: the
+        appliance as it was then, whatever happened since. Each release's venv was made at its own path, so
+        a copy works only put back where it was taken."""
+        self.stop()
+        shutil.rmtree(self.layout.root)
+        shutil.copytree(copy, self.layout.root, symlinks=True)
+        self._start_server()
+
+    def _start_server(self) -> None:
+        if self.layout.server_toml.exists():
+            subprocess.run(self.layout.settings().command("server_start"), check=True)
+            self.wait_healthy()
 
     def snapshot(self) -> dict[str, Any]:
         """What must survive any update: the release running and the files of the data folder."""
@@ -175,15 +201,15 @@ def make_appliance(root: Path, keyring: Path, *, xenstore_vm: str = "", reserve_
     listen = f"127.0.0.1:{free_port()}"
     record = f'echo "$0 $*" >> "{root}/commands.log"'
     standin = [sys.executable, STANDIN, str(services)]
+    server = [str(layout.current / "bin" / "podium-server"), "--config", str(layout.server_toml)]
     commands = {
-        "server_start": [*standin, "start", "podium-server", "--", str(layout.current / "bin" / "podium-server"),
-                         "--config", str(layout.server_toml)],
+        "server_start": [*standin, "start", "podium-server", "--", *server],
         "server_stop": [*standin, "stop", "podium-server"],
         "service_active": [*standin, "active", "{unit}"],
         "server_admin": ["{release}/bin/podium-server", "--config", "{config}"],
         "units_reload": ["sh", "-c", record, "units_reload"],
         "updater_restart": ["sh", "-c", record, "updater_restart"],
-    }  # fmt: skip
+    }
     layout.etc.mkdir(parents=True)
     toml = [f'xenstore = "file"\n[server]\nlisten = "{listen}"\n[commands]']
     toml += [f"{name} = {json.dumps(argv)}" for name, argv in commands.items()]

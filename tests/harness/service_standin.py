@@ -52,8 +52,9 @@ def main(argv: list[str]) -> int:
             return 0  # systemctl start of a running service
         cmd = rest[1:] if rest[:1] == ["--"] else rest
         with (where / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         (where / f"{name}.pid").write_text(f"{proc.pid}\n")
         return 0
     print(f"unknown action {action}", file=sys.stderr)

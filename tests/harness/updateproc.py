@@ -4,14 +4,18 @@ The dependencies' wheels go to the repository's ``build/wheels`` cache, shared w
 every test session, so only the first build on a machine pays for them (about 12 s from the local indexes;
 a build after that takes about 6 s, most of it pip setting up setuptools to build Podium's wheel). Each
 factory signs with its own key, made on first use in its folder; :meth:`BundleFactory.install_keyring`
-makes an appliance root trust it.
+makes an appliance root trust it. :func:`serve_updates` serves a channel the factory wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +30,8 @@ from podium_appliance.update.signing import (
     write_keyring,
     write_private_key,
 )
+
+from .serverproc import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAKE_BUNDLE = ROOT / "scripts" / "make_bundle.py"
@@ -117,3 +123,27 @@ class BundleFactory:
         if done.returncode != 0:
             raise AssertionError(f"make_channel.py failed:\n{done.stderr}")
         return Path(done.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def serve_updates(folder: Path) -> Iterator[str]:
+    """An update server serving ``folder`` (as :meth:`BundleFactory.channel` writes it) over plain HTTP on
+    loopback; its URL, once it accepts connections."""
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory", str(folder)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    f"nothing listens on port {port}"
+                )
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait()

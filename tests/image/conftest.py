@@ -7,14 +7,13 @@ in-place update, a reboot. A machine that cannot run qemu fails here loudly; not
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from ..harness.serverproc import free_port
+from ..harness.updateproc import serve_updates
 from .vmproc import Vm, newest_xva, unpack
 
 #: Under TCG a minimal Debian boots in about 40 s; the appliance's first boot also makes its certificate.
@@ -31,13 +30,10 @@ def update_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     """An HTTP server on the host's loopback whose folder the update tests fill; the guest reaches it at
     vmproc.UPDATE_ADDRESS."""
     folder = tmp_path_factory.mktemp("update-server")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
-                             "--directory", str(folder)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    yield folder, port
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_updates(folder) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        yield folder, port
 
 
 @pytest.fixture(scope="session")

@@ -67,15 +67,19 @@ def test_image_imports_into_a_pool_through_put_import(xva: Path):
     try:
         url = sim.master().url
         s = jsonrpc(url, "session.login_with_password", sim.user, sim.password, "2.0", "image-test")
-        sr = next(r for r, v in sorted(jsonrpc(url, "SR.get_all_records", s).items())
-                  if v["content_type"] != "iso" and v["type"] != "udev")  # fmt: skip
+        sr = next(
+            r
+            for r, v in sorted(jsonrpc(url, "SR.get_all_records", s).items())
+            if v["content_type"] != "iso" and v["type"] != "udev"
+        )
         task = jsonrpc(url, "task.create", s, "import", "")
         parts = urllib.parse.urlsplit(url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
         query = urllib.parse.urlencode({"session_id": s, "task_id": task, "sr_id": sr})
         with xva.open("rb") as body:
-            conn.request("PUT", f"/import?{query}", body=body,
-                         headers={"Content-Length": str(xva.stat().st_size)})  # fmt: skip
+            conn.request(
+                "PUT", f"/import?{query}", body=body, headers={"Content-Length": str(xva.stat().st_size)}
+            )
             assert conn.getresponse().status == 200
         conn.close()
         deadline = time.monotonic() + 120
@@ -100,8 +104,10 @@ def test_image_imports_into_a_pool_through_put_import(xva: Path):
 # -- first boot ------------------------------------------------------------------------------------------
 def test_image_boots_to_the_setup_code_on_the_serial_console(vm: Vm):
     seconds = vm.wait_serial("Podium setup code:", BOOT_SECONDS)
-    print(f"\nimage: setup code on the serial console {seconds:.0f} s after power-on, the wizard over HTTPS at "
-          f"{vm.wizard_seconds:.0f} s ({vm.accel})")  # fmt: skip
+    print(
+        f"\nimage: setup code on the serial console {seconds:.0f} s after power-on, the wizard over HTTPS at "
+        f"{vm.wizard_seconds:.0f} s ({vm.accel})"
+    )
     code = re.search(r"Podium setup code: (\S+)", vm.serial_text()).group(1)  # type: ignore[union-attr]
     assert code in vm.ssh("podium-appliance setup-code").stdout
     assert code in vm.ssh("cat /etc/issue.d/podium.issue").stdout
@@ -110,8 +116,17 @@ def test_image_boots_to_the_setup_code_on_the_serial_console(vm: Vm):
 def test_image_services_are_enabled_and_running(vm: Vm):
     assert vm.boot_verdict == "running", vm.ssh("systemctl --failed --no-pager").stdout
     host = vm.host()
-    for unit in ("ssh", "nginx", "nftables", "systemd-networkd", "systemd-resolved", "systemd-timesyncd",
-                 "podium-firstboot", "podium-wizard", "podium-updater"):  # fmt: skip
+    for unit in (
+        "ssh",
+        "nginx",
+        "nftables",
+        "systemd-networkd",
+        "systemd-resolved",
+        "systemd-timesyncd",
+        "podium-firstboot",
+        "podium-wizard",
+        "podium-updater",
+    ):
         service = host.service(unit)
         assert service.is_enabled, unit
         assert service.is_running, unit
@@ -212,8 +227,9 @@ async def _step(http: aiohttp.ClientSession, base: str, step: str, form: dict[st
         assert resp.status == 200, (step, resp.status, page[-1500:])
     csrf = _CSRF.search(page)
     assert csrf, page[-1500:]
-    async with http.post(f"{base}/setup/{step}", data={**form, "csrf": csrf.group(1)},
-                         allow_redirects=False) as resp:  # fmt: skip
+    async with http.post(
+        f"{base}/setup/{step}", data={**form, "csrf": csrf.group(1)}, allow_redirects=False
+    ) as resp:
         body = await resp.text()
         assert resp.status == 303, (step, resp.status, body[-2000:])
         return resp.headers["Location"]
@@ -292,15 +308,15 @@ def test_image_playbook_run_again_on_the_live_appliance_changes_nothing(vm: Vm, 
         f"ansible_ssh_private_key_file={vm.key} "
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
     )
-    extra = (f"server_bundle={BUILD}/bundles/podium-{version}.bundle server_version={version} "
-             f"updater_keyring={BUILD}/keys/keyring.json")  # fmt: skip
+    extra = (
+        f"server_bundle={BUILD}/bundles/podium-{version}.bundle server_version={version} "
+        f"updater_keyring={BUILD}/keys/keyring.json"
+    )
     playbook = Path(sys.executable).with_name("ansible-playbook")
-    done = subprocess.run(
-        [str(playbook), "-i", str(inventory), "--extra-vars", extra, str(ROOT / "provisioning/site.yml")],
-        capture_output=True, text=True, timeout=900, check=False,
-        env={"ANSIBLE_CONFIG": str(ROOT / "provisioning/ansible.cfg"), "PATH": "/usr/bin:/bin",
-             "ANSIBLE_NOCOLOR": "1", "HOME": str(tmp_path)},
-    )  # fmt: skip
+    argv = [str(playbook), "-i", str(inventory), "--extra-vars", extra, str(ROOT / "provisioning/site.yml")]
+    env = {"ANSIBLE_CONFIG": str(ROOT / "provisioning/ansible.cfg"), "PATH": "/usr/bin:/bin"}
+    env |= {"ANSIBLE_NOCOLOR": "1", "HOME": str(tmp_path)}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False, env=env)
     recap = done.stdout[done.stdout.rfind("PLAY RECAP") :]
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"changed=0\s", recap) and re.search(r"failed=0\s", recap), done.stdout[-6000:]
@@ -316,8 +332,10 @@ async def test_image_updates_in_place_from_its_channel_and_survives_a_reboot(
     shutil.copyfile(BUILD / "keys" / "keyring.json", factory.keyring_path)
     bundle = factory(new, min_version=old, notes=f"Podium {new}: the image test's update.")
     factory.channel([bundle], "stable", update_server[0])
-    vm.ssh(f"printf 'channel = \"stable\"\\nurl = \"http://{UPDATE_ADDRESS}/\"\\n' > /etc/podium/updates.toml"
-           " && systemctl restart podium-updater")  # fmt: skip
+    vm.ssh(
+        f'printf \'channel = "stable"\\nurl = "http://{UPDATE_ADDRESS}/"\\n\' > /etc/podium/updates.toml'
+        " && systemctl restart podium-updater"
+    )
     await _wait_api(vm, 60)
     deadline = time.monotonic() + 120
     while True:  # the updater restarted: its socket answers once it has started (seconds under TCG)

@@ -84,10 +84,11 @@ def add_ssh_key(disk: Path, public_key: Path) -> None:
         "sif /root/.ssh/authorized_keys gid 0\n"
     )
     device = f"{disk}?offset={PARTITION_OFFSET}"
-    subprocess.run(["debugfs", "-w", "-f", "-", device], input=commands, text=True, capture_output=True,
-                   check=True)  # fmt: skip
-    done = subprocess.run(["debugfs", "-R", "cat /root/.ssh/authorized_keys", device], capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    subprocess.run(
+        ["debugfs", "-w", "-f", "-", device], input=commands, text=True, capture_output=True, check=True
+    )
+    argv = ["debugfs", "-R", "cat /root/.ssh/authorized_keys", device]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
     if public_key.read_text().strip() not in done.stdout:
         raise AssertionError(f"the SSH key did not land on the disk: {done.stdout!r} {done.stderr!r}")
 
@@ -120,8 +121,10 @@ class Vm:
 
     def prepare(self) -> None:
         """The test's SSH key on the disk, and an ssh_config for ssh and testinfra."""
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podium-image-test",
-                        "-f", str(self.key)], check=True)  # fmt: skip
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "podium-image-test", "-f", str(self.key)],
+            check=True,
+        )
         add_ssh_key(self.disk, self.key.with_suffix(".pub"))
         self.ports = {22: free_port(), 80: free_port(), 443: free_port()}
         self.ssh_config.write_text(
@@ -144,12 +147,14 @@ class Vm:
     def start(self) -> None:
         """Power on (BIOS boot from the disk, as the pool does)."""
         forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in self.ports.items())
-        netdev = (f"user,id=net0,restrict=on,{forwards},"
-                  f"guestfwd=tcp:{UPDATE_ADDRESS}:80-cmd:{sys.executable} {RELAY} 127.0.0.1 {self.update_port}")  # fmt: skip
-        argv = ["qemu-system-x86_64", "-accel", self.accel, "-machine", "pc", "-m", "2048", "-smp", "2",
-                "-display", "none", "-vga", "std", "-serial", f"file:{self.serial}",
-                "-drive", f"file={self.disk},format=raw,if=virtio,discard=unmap",
-                "-netdev", netdev, "-device", "virtio-net-pci,netdev=net0", "-boot", "c"]  # fmt: skip
+        netdev = (
+            f"user,id=net0,restrict=on,{forwards},"
+            f"guestfwd=tcp:{UPDATE_ADDRESS}:80-cmd:{sys.executable} {RELAY} 127.0.0.1 {self.update_port}"
+        )
+        argv = ["qemu-system-x86_64", "-accel", self.accel, "-machine", "pc", "-m", "2048", "-smp", "2"]
+        argv += ["-display", "none", "-vga", "std", "-serial", f"file:{self.serial}"]
+        argv += ["-drive", f"file={self.disk},format=raw,if=virtio,discard=unmap"]
+        argv += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0", "-boot", "c"]
         self.serial.unlink(missing_ok=True)
         self.booted_at = time.monotonic()
         with (self.folder / "qemu.log").open("ab") as log:
@@ -164,8 +169,9 @@ class Vm:
         while text not in self.serial_text():
             self._check_running()
             if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not on the serial console after {seconds:.0f} s:\n"
-                                     f"{self.serial_text()[-3000:]}")  # fmt: skip
+                raise AssertionError(
+                    f"{text!r} not on the serial console after {seconds:.0f} s:\n{self.serial_text()[-3000:]}"
+                )
             time.sleep(0.5)
         return time.monotonic() - self.booted_at
 
@@ -178,8 +184,8 @@ class Vm:
         self, command: str, *, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` in the appliance as root."""
-        done = subprocess.run(["ssh", "-F", str(self.ssh_config), "appliance", command], capture_output=True,
-                              text=True, timeout=timeout, check=False)  # fmt: skip
+        argv = ["ssh", "-F", str(self.ssh_config), "appliance", command]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise AssertionError(f"`{command}` failed ({done.returncode}): {done.stderr}{done.stdout}")
         return done
@@ -233,8 +239,8 @@ class Vm:
         return self.wait_ssh(seconds)
 
     def _drop_master(self) -> None:
-        subprocess.run(["ssh", "-F", str(self.ssh_config), "-O", "exit", "appliance"], capture_output=True,
-                       check=False, timeout=10)  # fmt: skip
+        argv = ["ssh", "-F", str(self.ssh_config), "-O", "exit", "appliance"]
+        subprocess.run(argv, capture_output=True, check=False, timeout=10)
 
     def stop(self) -> None:
         """Power off: ACPI shutdown asked over SSH, then qemu killed if it lingers."""

@@ -21,10 +21,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from podium_appliance import pool, tls
+from podium_appliance.box import tls_check, tls_install
+from podium_appliance.box.network import Network, static_config
 from podium_appliance.layout import Layout
-from podium_appliance.network import Network, static_config
-from podium_appliance.wizard import answers_of
+from podium_appliance.setup import first_pool
+from podium_appliance.setup.wizard import answers_of
 
 from ..harness.applianceproc import Stack, first_boot, tls_forwarder, wizard_client
 
@@ -43,9 +44,12 @@ async def _sign_in(stack: Stack, email: str, password: str) -> dict:
 def unattended(tmp_path):
     keys = {
         "admin-account": json.dumps(ADMIN),
-        "ip": "192.0.2.10", "netmask": "255.255.255.0", "gateway": "192.0.2.1", "dns": "192.0.2.53",
+        "ip": "192.0.2.10",
+        "netmask": "255.255.255.0",
+        "gateway": "192.0.2.1",
+        "dns": "192.0.2.53",
         "ntp": "ntp.example.com",
-    }  # fmt: skip
+    }
     stack = first_boot(tmp_path, deploy=keys)
     stack.wait_proxied()
     yield stack
@@ -205,7 +209,7 @@ def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_g
         layout = stack.layout
         # A key that is not the certificate's (a half-done manual replacement): nginx would not start.
         cert = layout.tls_cert.read_bytes()
-        _, other_key = tls.generate_self_signed("other", [])
+        _, other_key = tls_install.generate_self_signed("other", [])
         layout.tls_key.write_bytes(other_key)
         boot = stack.appliance("firstboot")
         assert boot.returncode == 0, boot.stderr
@@ -216,13 +220,13 @@ def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_g
         )
         kept = _aside(stack)
         assert len(kept) == 2 and f"as {kept[0]} and {kept[1]}." in out
-        new = tls.read_info(layout.tls_cert)
+        new = tls_check.read_info(layout.tls_cert)
         assert f"a self-signed certificate was made, fingerprint {new.fingerprint}" in out
         assert re.search(r"Podium setup code: \S+", out)  # the rest of the boot went on
         assert (layout.tls_dir / kept[0]).read_bytes() == cert
         assert (layout.tls_dir / kept[1]).read_bytes() == other_key
         assert _mode(layout.tls_dir / kept[1]) == 0o600 and _mode(layout.tls_key) == 0o600
-        tls.validate(layout.tls_cert.read_bytes(), layout.tls_key.read_bytes())  # a usable pair again
+        tls_check.validate(layout.tls_cert.read_bytes(), layout.tls_key.read_bytes())  # a usable pair again
         stack.nginx.reload()  # and nginx serves it (a reload takes effect shortly after it returns)
         deadline = time.monotonic() + 30
         while stack.nginx.served_fingerprint() != new.fingerprint and time.monotonic() < deadline:
@@ -232,7 +236,7 @@ def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_g
         # An uploaded pair, usable though not ideal (another name, self-signed): never replaced.
         upload_dir = tmp_path / "upload"
         upload_dir.mkdir()
-        good_cert, good_key = tls.generate_self_signed("podium.example.com", ["192.0.2.10"])
+        good_cert, good_key = tls_install.generate_self_signed("podium.example.com", ["192.0.2.10"])
         (upload_dir / "c.pem").write_bytes(good_cert)
         (upload_dir / "k.pem").write_bytes(good_key)
         installed = stack.appliance("tls", "install", str(upload_dir / "c.pem"), str(upload_dir / "k.pem"))
@@ -244,8 +248,8 @@ def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_g
         assert _aside(stack) == kept
 
         # An expired one is replaced; so is a certificate file that is not one.
-        expired = tls.generate_self_signed("podium", [], days=1, now=datetime(2020, 1, 1, tzinfo=UTC))
-        tls.write_pair(layout, *expired)
+        expired = tls_install.generate_self_signed("podium", [], days=1, now=datetime(2020, 1, 1, tzinfo=UTC))
+        tls_install.write_pair(layout, *expired)
         out = stack.appliance("firstboot").stdout
         assert "could not be used: the certificate expired on 2020-01-02 00:00 UTC." in out
         assert len(_aside(stack)) == 4
@@ -253,7 +257,7 @@ def test_appliance_firstboot_repairs_a_broken_certificate_and_never_replaces_a_g
         out = stack.appliance("firstboot").stdout
         assert "could not be used: the certificate podium.crt cannot be read" in out
         assert len(_aside(stack)) == 6
-        assert tls.installed_problem(layout) is None
+        assert tls_check.installed_problem(layout) is None
     finally:
         stack.stop()
 
@@ -304,17 +308,18 @@ async def test_pool_a_members_address_leads_to_the_masters_fingerprint_and_login
     port = member.listen[1]
     master = _address(tls_sim.master().url)
     assert member.fingerprint != tls_sim.fingerprint  # the member has a certificate of its own
-    found = await pool.find_master(f"127.43.0.2:{port}")
-    assert found == pool.Master(master, tls_sim.fingerprint, member=f"127.43.0.2:{port}")
-    checked = await pool.check(found.address, tls_sim.user, tls_sim.password, found.fingerprint)
+    found = await first_pool.find_master(f"127.43.0.2:{port}")
+    assert found == first_pool.Master(master, tls_sim.fingerprint, member=f"127.43.0.2:{port}")
+    checked = await first_pool.check(found.address, tls_sim.user, tls_sim.password, found.fingerprint)
     assert checked.master == master and checked.fingerprint == tls_sim.fingerprint and checked.pool_name
     # What the wizard did before: the member's fingerprint pinned, the login sent on to the master.
     with pytest.raises(
-        pool.StaleFingerprint, match=rf"is not the pool's master \(any more\): its master is {master}"
+        first_pool.StaleFingerprint, match=rf"is not the pool's master \(any more\): its master is {master}"
     ):
-        await pool.check(f"127.43.0.2:{port}", tls_sim.user, tls_sim.password, member.fingerprint)
+        await first_pool.check(f"127.43.0.2:{port}", tls_sim.user, tls_sim.password, member.fingerprint)
     # The master's own address: no detour, nothing said about members.
-    assert await pool.find_master(tls_sim.master().url) == pool.Master(master, tls_sim.fingerprint)
+    direct = await first_pool.find_master(tls_sim.master().url)
+    assert direct == first_pool.Master(master, tls_sim.fingerprint)
 
 
 async def test_wizard_pool_step_names_the_master_and_pins_its_certificate(tmp_path, tls_sim, member):

@@ -18,23 +18,27 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from podium_appliance import tls
+from podium_appliance.box import tls_check, tls_install
+from podium_appliance.box.proxy import Proxy
 from podium_appliance.errors import ApplianceError
 from podium_appliance.layout import Layout
-from podium_appliance.proxy import Proxy
 
 from ..harness.nginxproc import MB, NGINX, GiB, Nginx, ProxiedApi, start_nginx, trusting, vm_round_trip
-from ..harness.serverproc import ADMIN_EMAIL, Server, connected, free_port, start_server
+from ..harness.serverproc import ADMIN_EMAIL, Server, connected, disk_sr, free_port, pool_ids, start_server
 from ..harness.simproc import Sim
-from .test_api_transfer import disk_sr, pool_ids
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not shutil.which(NGINX), reason="nginx is not installed"),
 ]
 
-SECURITY_HEADERS = ("X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy", "Content-Security-Policy",
-                    "Permissions-Policy")  # fmt: skip
+SECURITY_HEADERS = (
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Content-Security-Policy",
+    "Permissions-Policy",
+)
 
 
 # Clients
@@ -76,7 +80,13 @@ def fetch(
 
 
 def host_port(server: Server) -> str:
+    """Where ``server`` listens, as nginx's upstream."""
     return server.url.removeprefix("http://")
+
+
+def nowhere() -> str:
+    """A loopback address nothing listens on: the upstream a test does not use."""
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +95,10 @@ def ready(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     root = tmp_path_factory.mktemp("ready")
     server = start_server(root / "data")
     try:
-        nginx = start_nginx(root, Layout(root / "root"), mode="ready", server_listen=host_port(server),
-                            wizard_listen=f"127.0.0.1:{free_port()}")  # fmt: skip
+        layout = Layout(root / "root")
+        nginx = start_nginx(
+            root, layout, mode="ready", server_listen=host_port(server), wizard_listen=nowhere()
+        )
         yield nginx
         nginx.stop()
     finally:
@@ -103,8 +115,10 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def proxied(tmp_path: Path, server: Server) -> Iterator[Nginx]:
     """nginx in ready mode in front of this test's server."""
-    nginx = start_nginx(tmp_path, Layout(tmp_path / "root"), mode="ready", server_listen=host_port(server),
-                        wizard_listen=f"127.0.0.1:{free_port()}")  # fmt: skip
+    layout = Layout(tmp_path / "root")
+    nginx = start_nginx(
+        tmp_path, layout, mode="ready", server_listen=host_port(server), wizard_listen=nowhere()
+    )
     yield nginx
     nginx.stop()
 
@@ -134,8 +148,10 @@ async def wizard_port() -> AsyncIterator[int]:
 @pytest.fixture
 def in_setup(tmp_path: Path, wizard_port: int) -> Iterator[Nginx]:
     """nginx in setup mode in front of the wizard stand-in."""
-    nginx = start_nginx(tmp_path, Layout(tmp_path / "root"), mode="setup",
-                        server_listen=f"127.0.0.1:{free_port()}", wizard_listen=f"127.0.0.1:{wizard_port}")  # fmt: skip
+    wizard = f"127.0.0.1:{wizard_port}"
+    nginx = start_nginx(
+        tmp_path, Layout(tmp_path / "root"), mode="setup", server_listen=nowhere(), wizard_listen=wizard
+    )
     yield nginx
     nginx.stop()
 
@@ -145,8 +161,8 @@ def in_setup(tmp_path: Path, wizard_port: int) -> Iterator[Nginx]:
 
 def test_http_redirects_to_https_keeping_host_port_and_path(ready):
     for method in ("GET", "POST"):
-        status, headers, _ = fetch(ready, "/some/path?a=1&b=2", method=method, https=False,
-                                   headers={"Host": f"podium.example.net:{ready.http_port}"})  # fmt: skip
+        host = {"Host": f"podium.example.net:{ready.http_port}"}
+        status, headers, _ = fetch(ready, "/some/path?a=1&b=2", method=method, https=False, headers=host)
         assert status == 301
         assert headers["Location"] == f"https://podium.example.net:{ready.https_port}/some/path?a=1&b=2"
         assert headers["Server"] == "nginx"  # no version
@@ -204,8 +220,14 @@ def test_ready_mode_serves_the_server_with_security_headers_and_hsts(ready):
         assert headers[name], name
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
     csp = headers["Content-Security-Policy"]
-    for part in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'self'",
-                 f"connect-src 'self' wss://127.0.0.1:{ready.https_port}", "img-src 'self' data:"):  # fmt: skip
+    for part in (
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        f"connect-src 'self' wss://127.0.0.1:{ready.https_port}",
+        "img-src 'self' data:",
+    ):
         assert part in csp
     assert headers["Strict-Transport-Security"] == "max-age=31536000"
     status, headers, _ = fetch(ready, "/no/such/page")  # the server's 404: the headers come along
@@ -296,12 +318,12 @@ async def test_the_api_websocket_works_through_the_proxy(proxied, sim: Sim):
 
 async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied):
     layout = proxied.layout
-    old = tls.read_info(layout.tls_cert).fingerprint
+    old = tls_check.read_info(layout.tls_cert).fingerprint
     assert proxied.served_fingerprint() == old
-    cert, key = tls.generate_self_signed("localhost", ["127.0.0.1"])  # a new key too
+    cert, key = tls_install.generate_self_signed("localhost", ["127.0.0.1"])  # a new key too
     async with ProxiedApi(proxied, trusting(layout)) as api:
         await api.sign_in()
-        info = await asyncio.to_thread(Proxy(layout, layout.settings()).install_certificate, cert, key)
+        info = await asyncio.to_thread(tls_install.install, layout, layout.settings(), cert, key)
         assert info.fingerprint != old
         assert (
             await until(lambda: proxied.served_fingerprint(), lambda f: f == info.fingerprint)
@@ -318,9 +340,9 @@ async def test_a_new_certificate_is_served_while_open_websockets_stay_up(proxied
         assert set(every) > set(current), (every, current)
         async with ProxiedApi(proxied, trusting(layout)) as again:  # new connections trust the new one
             assert (await again.sign_in())["email"] == ADMIN_EMAIL
-        other_cert, _ = tls.generate_self_signed("localhost", ["127.0.0.1"])
-        with pytest.raises(tls.TlsError, match="does not belong"):
-            Proxy(layout, layout.settings()).install_certificate(other_cert, key)
+        other_cert, _ = tls_install.generate_self_signed("localhost", ["127.0.0.1"])
+        with pytest.raises(tls_check.TlsError, match="does not belong"):
+            tls_install.install(layout, layout.settings(), other_cert, key)
         assert layout.tls_cert.read_bytes() == cert
         assert proxied.served_fingerprint() == info.fingerprint
         assert (await api.call("session.getUser"))["email"] == ADMIN_EMAIL

@@ -19,17 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from podium_appliance.update.installer import PHASES, STOP_AT_ENV
+from podium_appliance.update.installer import PHASES
+from podium_appliance.update.journal import STOP_AT_ENV
 
 from ..harness.httpproxy import ForwardProxy
 from ..harness.pgproc import Postgres
 from ..harness.releaseproc import ADMIN, Appliance, make_appliance, process_state
-from ..harness.serverproc import free_port
-from ..harness.updateproc import ROOT, WHEEL_CACHE, BundleFactory
+from ..harness.updateproc import ROOT, WHEEL_CACHE, BundleFactory, serve_updates
 
 pytestmark = pytest.mark.timeout(900)
 
 OLD, NEW, BROKEN = "1.0.0", "1.1.0", "1.2.0"
+#: A user besides the admin, whose data every update must keep.
+KEPT = ("kept@example.org", "kept across updates 123")
 
 
 def broken_bundle(factory: BundleFactory, folder: Path, version: str, revision: str = "") -> Path:
@@ -57,8 +59,15 @@ def broken_bundle(factory: BundleFactory, folder: Path, version: str, revision: 
         else:
             app.write_text(app.read_text() + "\nraise RuntimeError('this release is broken on purpose')\n")
     factory.ensure_key()
-    argv = [sys.executable, str(tree / "scripts" / "make_bundle.py"), "--version", version,
-            "--key", str(factory.key_path), "--out", str(folder / "broken"), "--wheel-cache", str(WHEEL_CACHE)]  # fmt: skip
+    argv = [sys.executable, str(tree / "scripts" / "make_bundle.py"), "--version", version]
+    argv += [
+        "--key",
+        str(factory.key_path),
+        "--out",
+        str(folder / "broken"),
+        "--wheel-cache",
+        str(WHEEL_CACHE),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip().splitlines()[-1])
@@ -79,10 +88,12 @@ def bundles(factory: BundleFactory, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
-def appliance(
+def box(
     factory: BundleFactory, bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Appliance]:
-    """An appliance with the old release installed (the image build's first install) and set up."""
+    """The appliance most tests share: the old release installed as the image build installs it, set up,
+    with a user besides the admin. Each test starts from a copy of its files (``appliance``, ``upgraded``),
+    not from where the test before left it."""
     factory.ensure_key()
     box = make_appliance(tmp_path_factory.mktemp("appliance"), factory.keyring_path)
     # as the image build does it: the updater's code from the bundle's own wheels, unpacked onto PYTHONPATH
@@ -90,10 +101,51 @@ def appliance(
     done = box.update("apply", "--bundle", str(bundles[OLD]), env={"PYTHONPATH": str(site)})
     assert done.returncode == 0, done.stderr
     assert box.current() == OLD
-    box.set_up()
-    box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+    set_up_with_a_user(box)
     yield box
     box.stop()
+
+
+def set_up_with_a_user(box: Appliance, database_url: str = "") -> None:
+    """Set the appliance up (its server started), and add the user :data:`KEPT`."""
+    box.set_up(database_url=database_url)
+    box.call(("user.create", {"email": KEPT[0], "password": KEPT[1]}))
+
+
+@pytest.fixture(scope="module")
+def first_install(box: Appliance, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shared appliance's files as its first install left them."""
+    copy = tmp_path_factory.mktemp("first-install") / "root"
+    box.keep(copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def upgraded_copy(
+    box: Appliance, first_install: Path, bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the shared appliance's files once upgraded from the old release to the new one."""
+    box.restore(first_install)
+    done = box.update("apply", "--bundle", str(bundles[NEW]))
+    assert done.returncode == 0, done.stderr
+    copy = tmp_path_factory.mktemp("upgraded") / "root"
+    box.keep(copy)
+    return copy
+
+
+@pytest.fixture
+def appliance(box: Appliance, first_install: Path) -> Appliance:
+    """The shared appliance as its first install left it: the old release running, set up."""
+    box.restore(first_install)
+    return box
+
+
+@pytest.fixture
+def upgraded(box: Appliance, upgraded_copy: Path) -> Appliance:
+    """The shared appliance upgraded from the old release to the new one (the old one kept: a way back)."""
+    box.restore(upgraded_copy)
+    assert box.current() == NEW
+    return box
 
 
 def bootstrap_site(bundle: Path, folder: Path) -> Path:
@@ -135,7 +187,7 @@ def test_upgrade_then_a_broken_release_rolls_back_by_itself(
     assert appliance.current() == NEW
     (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
     assert version == NEW
-    assert "kept@example.org" in users(appliance)
+    assert KEPT[0] in users(appliance)
 
     appliance.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 0\nhealth_seconds = 15\n')
     done = appliance.update("apply", "--bundle", str(bundles[BROKEN]))
@@ -144,7 +196,7 @@ def test_upgrade_then_a_broken_release_rolls_back_by_itself(
     assert appliance.current() == NEW
     (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
     assert version == NEW
-    assert "kept@example.org" in users(appliance)
+    assert KEPT[0] in users(appliance)
     status = json.loads((appliance.layout.update_state / "state.json").read_text())
     assert BROKEN in status["bad"]
 
@@ -157,9 +209,15 @@ def _flip(src: Path, dest: Path, at: int) -> Path:
     return dest
 
 
-def test_refusals_change_nothing(appliance: Appliance, factory: BundleFactory, bundles: dict[str, Path],
-                                 tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
-    good = bundles[NEW] if appliance.current() == OLD else bundles[OLD]
+def test_refusals_change_nothing(
+    upgraded: Appliance,
+    factory: BundleFactory,
+    bundles: dict[str, Path],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    appliance = upgraded
+    good = bundles[OLD]
     raw = good.read_bytes()
     notes_at = raw.index(b'"notes"') + 12  # inside manifest.json's text: the signature no longer matches
     stranger = BundleFactory(tmp_path_factory.mktemp("stranger"))(NEW)  # signed by a key nobody trusts
@@ -179,21 +237,14 @@ def test_refusals_change_nothing(appliance: Appliance, factory: BundleFactory, b
         assert appliance.snapshot() == before, name
         assert sorted(p.name for p in appliance.layout.releases.iterdir()) == listing, name
     # a downgrade, unless forced
-    appliance_version = appliance.current()
-    older = bundles[OLD] if appliance_version == NEW else None
-    if older is not None:
-        done = appliance.update("apply", "--bundle", str(older))
-        assert done.returncode == 1 and "--force" in done.stderr, done.stderr
+    done = appliance.update("apply", "--bundle", str(bundles[OLD]))
+    assert done.returncode == 1 and "--force" in done.stderr, done.stderr
     # too little disk space
-    config = appliance.layout.updates_toml.read_text()
-    appliance.layout.updates_toml.write_text(config.replace("reserve_mib = 0", "reserve_mib = 1000000000"))
-    try:
-        done = appliance.update("apply", "--bundle", str(factory("1.4.0")))
-        assert done.returncode == 1 and "disk space" in done.stderr, done.stderr
-    finally:
-        appliance.layout.updates_toml.write_text(config)
+    appliance.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 1000000000\n')
+    done = appliance.update("apply", "--bundle", str(factory("1.4.0")))
+    assert done.returncode == 1 and "disk space" in done.stderr, done.stderr
     assert appliance.snapshot() == before
-    assert "kept@example.org" in users(appliance)
+    assert KEPT[0] in users(appliance)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -201,20 +252,32 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_rollback_on_demand(appliance: Appliance) -> None:
-    if appliance.current() != NEW:
-        pytest.skip("needs the upgrade test first")
+def test_rollback_on_demand(upgraded: Appliance) -> None:
+    appliance = upgraded
     done = appliance.update("rollback")
     assert done.returncode == 0, done.stderr
     assert appliance.current() == OLD
     (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
     assert version == OLD
-    assert "kept@example.org" in users(appliance)
+    assert KEPT[0] in users(appliance)
     done = appliance.update("rollback")
     assert done.returncode == 1 and "no way back" in done.stderr, done.stderr
 
 
 # --- the updater killed at every phase ------------------------------------------------------------------
+def _killed_at(box: Appliance, stop_at: str, *args: str) -> None:
+    """Run ``podium-appliance update ARGS`` until it stops as it enters ``stop_at`` (``operation:phase``),
+    and SIGKILL it there."""
+    env = {**os.environ, STOP_AT_ENV: stop_at}
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(box.update_argv(*args), text=True, stdout=pipe, stderr=pipe, env=env)
+    try:
+        _wait_stopped(proc, stop_at)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+
+
 def _wait_stopped(proc: subprocess.Popen[str], phase: str) -> None:
     deadline = time.monotonic() + 300
     while process_state(proc.pid) != "T":
@@ -247,7 +310,7 @@ def _healthy_with_data(box: Appliance) -> None:
     box.wait_healthy()
     (version,) = box.call(("system.getServerVersion", {}), sign_in=False)
     assert version == current
-    assert "kept@example.org" in users(box)
+    assert KEPT[0] in users(box)
     assert not (box.layout.update_state / "journal.json").exists()
     assert not (box.layout.releases / ".staging").exists()
     for release in box.layout.releases.iterdir():
@@ -261,8 +324,7 @@ def killbox(
     box = make_appliance(tmp_path_factory.mktemp("killbox"), factory.keyring_path)
     done = box.update("apply", "--bundle", str(bundles[OLD]))
     assert done.returncode == 0, done.stderr
-    box.set_up()
-    box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+    set_up_with_a_user(box)
     yield box
     box.stop()
 
@@ -274,18 +336,9 @@ def test_killed_at_each_phase_ends_on_a_working_release(
     if killbox.current() == NEW:
         done = killbox.update("rollback")
         assert done.returncode == 0, done.stderr
-    if phase in ("unpack", "install"):
-        shutil.rmtree(
-            killbox.layout.releases / NEW, ignore_errors=True
-        )  # so it is unpacked and installed again
-    proc = subprocess.Popen(killbox.update_argv("apply", "--bundle", str(bundles[NEW])), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, STOP_AT_ENV: f"upgrade:{phase}"})  # fmt: skip
-    try:
-        _wait_stopped(proc, phase)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    if phase in ("unpack", "install"):  # so that it is unpacked and installed again
+        shutil.rmtree(killbox.layout.releases / NEW, ignore_errors=True)
+    _killed_at(killbox, f"upgrade:{phase}", "apply", "--bundle", str(bundles[NEW]))
     _recover_with_service(killbox)
     _healthy_with_data(killbox)
     assert killbox.current() == (NEW if phase == "commit" else OLD)
@@ -299,13 +352,7 @@ def test_killed_during_the_way_back_ends_on_a_working_release(
         assert killbox.update("apply", "--bundle", str(bundles[NEW])).returncode == 0
     killbox.layout.updates_toml.write_text('channel = "stable"\nreserve_mib = 0\nhealth_seconds = 10\n')
     for argv in (("apply", "--bundle", str(bundles[BROKEN]), "--force"), ("rollback",)):
-        proc = subprocess.Popen(killbox.update_argv(*argv), text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env={**os.environ, STOP_AT_ENV: "rollback:rollback"})  # fmt: skip
-        try:
-            _wait_stopped(proc, "rollback")
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
+        _killed_at(killbox, "rollback:rollback", *argv)
         _recover_with_service(killbox)
         _healthy_with_data(killbox)
     assert killbox.current() == OLD
@@ -327,8 +374,6 @@ async def _api_upgrade(box: Appliance, bundle: Path) -> None:
 
 
 def test_an_admin_upgrades_through_the_api(appliance: Appliance, bundles: dict[str, Path]) -> None:
-    if appliance.current() != OLD:
-        pytest.skip("needs the rollback test first")
     appliance.start_service()
     try:
         (state,) = appliance.call(("updater.getState", {}))
@@ -368,9 +413,8 @@ async def _as_user(box: Appliance) -> None:
     import aiohttp
 
     async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://{box.server_listen}/api/") as ws:
-        for call_id, (method, params) in enumerate(
-            [("session.signIn", {"email": "kept@example.org", "password": "kept across updates 123"}),
-             ("updater.getState", {})], 1):  # fmt: skip
+        calls = [("session.signIn", {"email": KEPT[0], "password": KEPT[1]}), ("updater.getState", {})]
+        for call_id, (method, params) in enumerate(calls, 1):
             await ws.send_json({"jsonrpc": "2.0", "id": call_id, "method": method, "params": params})
             reply = json.loads((await ws.receive()).data)
             if "error" in reply:
@@ -384,22 +428,22 @@ def site_proxy() -> Iterator[ForwardProxy]:
         yield proxy
 
 
-def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory, bundles: dict[str, Path],
-                                    tmp_path: Path, site_proxy: ForwardProxy) -> None:  # fmt: skip
+def test_channel_check_and_download(
+    appliance: Appliance,
+    factory: BundleFactory,
+    bundles: dict[str, Path],
+    tmp_path: Path,
+    site_proxy: ForwardProxy,
+) -> None:
     newest = factory("1.4.0", notes="Release 1.4.0: the newest on stable.")
     out = tmp_path / "updates"
     index = factory.channel([bundles[OLD], bundles[NEW], newest], "stable", out)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
-                               "--directory", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    config = appliance.layout.updates_toml.read_text()
-    try:
+    with serve_updates(out) as url:
+        config = appliance.layout.updates_toml.read_text()
         kept = [line for line in config.splitlines() if not line.startswith(("url ", "proxy "))]  # set up's
-        settings = [f'url = "http://127.0.0.1:{port}/"', f'proxy = "{site_proxy.url}"']
+        settings = [f'url = "{url}"', f'proxy = "{site_proxy.url}"']
         appliance.layout.updates_toml.write_text("\n".join(kept + settings) + "\n")
-        deadline = time.monotonic() + 10
-        while (done := appliance.update("check")).returncode != 0 and time.monotonic() < deadline:
-            time.sleep(0.2)  # http.server is starting
+        done = appliance.update("check")
         assert done.returncode == 0, done.stderr
         assert "1.4.0 is available" in done.stdout and "the newest on stable" in done.stdout
         before = appliance.current()
@@ -413,16 +457,12 @@ def test_channel_check_and_download(appliance: Appliance, factory: BundleFactory
         assert appliance.current() == "1.4.0" != before
         (version,) = appliance.call(("system.getServerVersion", {}), sign_in=False)
         assert version == "1.4.0"
-        assert "kept@example.org" in users(appliance)
+        assert KEPT[0] in users(appliance)
         done = appliance.update("check")
         assert done.returncode == 0 and "1.4.0 is the newest release" in done.stdout
-        carried = [url for _, url in site_proxy.requests]
-        assert f"http://127.0.0.1:{port}/stable/index.json" in carried, carried
-        assert any(url.endswith("/podium-1.4.0.bundle") for url in carried), carried
-    finally:
-        appliance.layout.updates_toml.write_text(config)
-        server.terminate()
-        server.wait()
+        carried = [requested for _, requested in site_proxy.requests]
+        assert f"{url}stable/index.json" in carried, carried
+        assert any(requested.endswith("/podium-1.4.0.bundle") for requested in carried), carried
 
 
 def test_snapshot_of_the_appliance_vm_before_upgrading(
@@ -491,8 +531,7 @@ def test_a_postgresql_database_is_backed_up_and_put_back(
     try:
         done = box.update("apply", "--bundle", str(bundles[OLD]))
         assert done.returncode == 0, done.stderr
-        box.set_up(database_url=pg.url())
-        box.call(("user.create", {"email": "kept@example.org", "password": "kept across updates 123"}))
+        set_up_with_a_user(box, database_url=pg.url())
         assert not (box.layout.server_data / "podium.db").exists()  # the data is in PostgreSQL
 
         done = box.update("apply", "--bundle", str(bundles[NEW]))  # no schema change: a dump all the same
@@ -514,6 +553,6 @@ def test_a_postgresql_database_is_backed_up_and_put_back(
         assert "notes" not in pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").split()
         columns = pg.psql("SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")
         assert "note" not in columns.split()
-        assert "kept@example.org" in users(box)  # and the server on it answers
+        assert KEPT[0] in users(box)  # and the server on it answers
     finally:
         box.stop()

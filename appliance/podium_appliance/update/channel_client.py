@@ -16,7 +16,8 @@ from ..errors import ApplianceError
 from ..layout import Layout
 from .channel import Release, verify_index
 from .config import UpdateConfig
-from .releases import Releases, Report, State
+from .journal import Report
+from .releases import Releases, State
 from .signing import Keyring, UpdateRefused
 
 MAX_INDEX = 4 << 20
@@ -57,9 +58,12 @@ class ChannelClient:
         state = State(self.layout)
         keyring = Keyring.load(self.layout)
         index = verify_index(
-            data, keyring, channel=self.config.channel,
-            last_serial=int(state.data.get("last_serial", 0)), now=time.time(),
-        )  # fmt: skip
+            data,
+            keyring,
+            channel=self.config.channel,
+            last_serial=int(state.data.get("last_serial", 0)),
+            now=time.time(),
+        )
         if index.keys:
             keyring.accept(index.keys)
         state.data["last_serial"] = index.serial
@@ -80,11 +84,14 @@ class ChannelClient:
             raise
         newest = index.newest(current, skip=set(state.data["bad"]))
         answer: dict[str, Any] = {
-            "at": time.time(), "ok": True, "channel": self.config.channel, "serial": index.serial,
+            "at": time.time(),
+            "ok": True,
+            "channel": self.config.channel,
+            "serial": index.serial,
             "current": current,
             "available": _release(newest) if newest else None,
             "message": f"{newest.version} is available" if newest else f"{current} is the newest release",
-        }  # fmt: skip
+        }
         state.data["last_check"] = answer
         state.save()
         return answer
@@ -109,6 +116,7 @@ class ChannelClient:
             part = dest.with_suffix(".part")
             digest = hashlib.sha256()
             got = 0
+            message = f"downloading {wanted.version}"
             try:
                 async with http.get(url, proxy=self.config.proxy or None) as resp:
                     if resp.status != 200:
@@ -120,8 +128,8 @@ class ChannelClient:
                                 raise UpdateRefused(f"{url} is larger than the index says: refused")
                             digest.update(chunk)
                             f.write(chunk)
-                            self.report({"phase": "download", "percent": round(100 * got / max(wanted.size, 1), 1),
-                                         "message": f"downloading {wanted.version}"})  # fmt: skip
+                            percent = round(100 * got / max(wanted.size, 1), 1)
+                            self.report({"phase": "download", "percent": percent, "message": message})
             except aiohttp.ClientError as e:
                 part.unlink(missing_ok=True)
                 raise ApplianceError(f"the download of {url} failed: {e}") from e
@@ -139,5 +147,9 @@ class ChannelClient:
 
 
 def _release(release: Release) -> dict[str, Any]:
-    return {"version": release.version, "min_version": release.min_version, "size": release.size,
-            "notes": release.notes}  # fmt: skip
+    return {
+        "version": release.version,
+        "min_version": release.min_version,
+        "size": release.size,
+        "notes": release.notes,
+    }

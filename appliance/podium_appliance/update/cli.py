@@ -53,8 +53,8 @@ def run(layout: Layout, settings: Settings, args: argparse.Namespace) -> int:
 async def _run(layout: Layout, args: argparse.Namespace) -> int:
     from .channel_client import ChannelClient
     from .config import UpdateConfig
-    from .installer import Updater
     from .releases import status
+    from .updater import Updater
 
     if args.action == "serve":
         from .service import serve
@@ -110,16 +110,18 @@ async def _operate(layout: Layout, client: ServiceClient, path: str, body: dict[
 
 async def _local(layout: Layout, path: str, body: dict[str, Any], progress: Progress) -> Outcome:
     from .channel_client import ChannelClient
-    from .installer import Updater
+    from .updater import Updater
 
     updater = Updater(layout, report=progress)
     if path == "/rollback":
         return await updater.rollback(force=bool(body.get("force")))
-    bundle = Path(body["bundle"]) if body.get("bundle") else await ChannelClient(
-        layout, updater.config, report=progress
-    ).download(body.get("version"))  # fmt: skip
-    return await updater.apply(bundle, channel=body.get("channel"), force=bool(body.get("force")),
-                               snapshot=body.get("snapshot"))  # fmt: skip
+    if body.get("bundle"):
+        bundle = Path(body["bundle"])
+    else:
+        bundle = await ChannelClient(layout, updater.config, report=progress).download(body.get("version"))
+    return await updater.apply(
+        bundle, channel=body.get("channel"), force=bool(body.get("force")), snapshot=body.get("snapshot")
+    )
 
 
 class Progress:

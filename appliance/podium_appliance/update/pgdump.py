@@ -79,8 +79,11 @@ def tables(url: str) -> list[str]:
         "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables "
         "WHERE schemaname = current_schema() ORDER BY 1"
     )
-    said = _run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql], env,
-                "listing the database's tables")  # fmt: skip
+    said = _run(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+        env,
+        "listing the database's tables",
+    )
     return said.decode().split()
 
 
@@ -89,8 +92,11 @@ def backup(url: str, dest: Path) -> None:
     conninfo, env = libpq(url)
     write_atomic(dest / TABLES, json.dumps(tables(url)) + "\n", mode=0o600)
     part = dest / f"{DUMP}.part"
-    _run(["pg_dump", "--format=custom", "--no-owner", "--no-acl", f"--file={part}", "-d", conninfo], env,
-         "backing up the PostgreSQL database (pg_dump)")  # fmt: skip
+    _run(
+        ["pg_dump", "--format=custom", "--no-owner", "--no-acl", f"--file={part}", "-d", conninfo],
+        env,
+        "backing up the PostgreSQL database (pg_dump)",
+    )
     os.chmod(part, 0o600)
     os.replace(part, dest / DUMP)
 
@@ -107,8 +113,15 @@ def restore(url: str, folder: Path) -> None:
     except (OSError, ValueError) as e:
         raise ApplianceError(f"the database backup in {folder} is unreadable: {e}") from e
     made_since = [t for t in tables(url) if t not in before]
-    script = _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--file=-",
-                   str(folder / DUMP)], env, "reading the PostgreSQL backup (pg_restore)")  # fmt: skip
+    script = _run(
+        ["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-acl", "--file=-", str(folder / DUMP)],
+        env,
+        "reading the PostgreSQL backup (pg_restore)",
+    )
     drops = "".join(f"DROP TABLE IF EXISTS {t} CASCADE;\n" for t in made_since).encode()
-    _run(["psql", "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", "-"], env,
-         "putting the PostgreSQL database back (psql)", stdin=drops + script)  # fmt: skip
+    _run(
+        ["psql", "-X", "-q", "--single-transaction", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", "-"],
+        env,
+        "putting the PostgreSQL database back (psql)",
+        stdin=drops + script,
+    )

@@ -1,5 +1,5 @@
-"""What is installed and what happened: the releases and ``current``, the journal of the operation under way,
-the updater's state (history, versions that failed), and the file helpers the installer moves data with."""
+"""What is installed and what happened: the releases and ``current``, the updater's state (history, versions
+that failed, where each release came from), and the status both show."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ApplianceError
-from ..layout import Layout, fsync_dir, fsync_tree, write_atomic
+from ..layout import Layout, fsync_dir, write_atomic
+from .journal import read_journal
 
 log = logging.getLogger(__name__)
-
-#: Where progress goes: ``{"phase", "message", "percent"}`` events (a terminal bar, the service's stream).
-Report = Callable[[dict[str, Any]], None]
 
 
 def version_key(text: str) -> Version:
@@ -32,19 +29,6 @@ def version_key(text: str) -> Version:
         return Version(text)
     except InvalidVersion:
         raise ApplianceError(f"{text!r} is not a release version") from None
-
-
-@dataclass
-class Journal:
-    """The operation under way, as persisted before each phase."""
-
-    operation: str  # "upgrade" or "rollback"
-    target: str
-    source: str | None  # the release running before (None at the first install)
-    phase: str
-    started: float = field(default_factory=time.time)
-    restore_data: bool = True  # a rollback puts the backup of the data back
-    bundle: str = ""
 
 
 @dataclass
@@ -60,17 +44,6 @@ class Outcome:
     at: float = field(default_factory=time.time)
 
 
-def read_journal(layout: Layout) -> Journal | None:
-    """The operation a killed updater left unfinished, if any."""
-    path = layout.update_state / "journal.json"
-    try:
-        return Journal(**json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError) as e:
-        raise ApplianceError(f"the update journal {path} is unreadable: {e}") from e
-
-
 class Releases:
     """The installed releases and the ``current`` symlink."""
 
@@ -79,6 +52,11 @@ class Releases:
 
     def path(self, version: str) -> Path:
         return self.layout.releases / version
+
+    @property
+    def staging(self) -> Path:
+        """Where a bundle's payload is unpacked before its release is installed (gone in between)."""
+        return self.layout.releases / ".staging"
 
     def complete(self, version: str) -> bool:
         """Installed through to its last file (``release.json`` is written last)."""
@@ -103,6 +81,12 @@ class Releases:
                     found.append(entry.name)
         return sorted(found, key=version_key)
 
+    def holds(self, version: str, payload_sha256: str) -> bool:
+        """Whether ``version`` is installed, complete, from this very payload (the same build)."""
+        return (
+            self.complete(version) and self.info(version).get("payload", {}).get("sha256") == payload_sha256
+        )
+
     def info(self, version: str) -> dict[str, Any]:
         """The manifest a release was installed from, and when."""
         data: dict[str, Any] = json.loads((self.path(version) / "release.json").read_text())
@@ -126,39 +110,6 @@ class Releases:
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(path, aside)
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    """Copy a folder with modes, times and owners (the data belongs to the server's user), synced to disk."""
-    shutil.copytree(src, dst, symlinks=True, copy_function=shutil.copy2)
-    if os.geteuid() == 0:
-        for folder, _dirs, files in os.walk(dst):
-            for name in [".", *files]:
-                path = Path(folder, name)
-                st = os.lstat(src / path.relative_to(dst))
-                os.lchown(path, st.st_uid, st.st_gid)
-    fsync_tree(dst)
-
-
-def readable_by_all(tree: Path) -> None:
-    """Open a release's code to every user (go+rX, go-w), whatever the umask it was made under: the updater
-    runs with systemd's UMask=0077, the server as its own user, and a release holds no secret."""
-    for path in [tree, *tree.rglob("*")]:
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode & 0o7777
-        wanted = 0o055 if path.is_dir() or mode & 0o100 else 0o044
-        if (mode | wanted) & ~0o022 != mode:
-            os.chmod(path, (mode | wanted) & ~0o022)
-
-
-def tree_size(path: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
 
 
 class State:

@@ -33,14 +33,15 @@ from typing import Any
 
 from aiohttp import web
 
+from ..box.system import run_async
 from ..errors import ApplianceError
 from ..layout import Layout
-from ..system import run_async
 from .channel_client import ChannelClient
 from .config import UpdateConfig
-from .installer import Busy, Updater
+from .journal import Busy
 from .releases import Outcome, status
 from .signing import UpdateRefused
+from .updater import Updater
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,15 @@ class UpdaterService:
     # -- HTTP -------------------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20, middlewares=[_errors])
-        app.add_routes([
+        routes = [
             web.get("/status", self.h_status),
             web.post("/check", self.h_check),
             web.post("/apply", self.h_apply),
             web.post("/rollback", self.h_rollback),
             web.put("/upload", self.h_upload),
             web.get("/events", self.h_events),
-        ])  # fmt: skip
+        ]
+        app.add_routes(routes)
         return app
 
     async def h_status(self, request: web.Request) -> web.Response:

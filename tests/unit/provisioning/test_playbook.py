@@ -15,9 +15,13 @@ PROVISIONING = ROOT / "provisioning"
 ROLES = ("base", "updater", "server", "proxy", "firstboot")
 #: Keys of a task that are not its module.
 TASK_KEYWORDS = {
-    "name", "loop", "loop_control", "when", "notify", "register", "changed_when", "failed_when", "environment",
-    "become", "tags", "vars", "listen", "no_log", "delegate_to", "until", "retries", "delay", "ignore_errors",
-}  # fmt: skip
+    # what the task is, where and how it runs
+    *("name", "when", "tags", "vars", "environment", "become", "delegate_to", "no_log"),
+    # its loop and retries
+    *("loop", "loop_control", "until", "retries", "delay"),
+    # its result and handlers
+    *("register", "changed_when", "failed_when", "ignore_errors", "notify", "listen"),
+}
 
 
 def yaml_files() -> list[Path]:

@@ -62,10 +62,9 @@ def test_make_channel_publishes_a_signed_index_of_the_bundles(real_bundle_factor
 
 
 def test_make_bundle_refuses_a_bad_version_before_building(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(MAKE_BUNDLE), "--version", "two", "--key", str(tmp_path / "k"), "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    argv = [sys.executable, str(MAKE_BUNDLE), "--version", "two", "--key", str(tmp_path / "k")]
+    argv += ["--out", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert "make_bundle: error: --version 'two' is not a version number" in done.stderr
     assert not (tmp_path / "k").exists()

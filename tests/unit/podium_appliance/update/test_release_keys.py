@@ -23,8 +23,8 @@ SCRIPT = ROOT / "scripts" / "release_keys.py"
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    argv = [sys.executable, str(SCRIPT), *map(str, args)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 
 def new_key(folder: Path, name: str) -> tuple[Path, str]:
