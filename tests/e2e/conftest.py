@@ -1,39 +1,17 @@
-"""Real Chromium (Debian's) driven by Playwright, no browser download; screenshots under test-artifacts/."""
+"""The web UI's fixtures: real Chromium (Debian's) driven by Playwright, no browser download, and the real
+server connected to a fresh simulator (their helpers are in ``tests/harness/browser.py``)."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from ..harness.serverproc import Api, Server, connected, start_server
+from ..harness.browser import CHROMIUM_ARGS, chromium_path, on_api
+from ..harness.serverproc import Server, connected, start_server
 from ..harness.simproc import Sim
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-# Without these, Chromium keeps trying to reach Google's services, which this closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    """Debian's Chromium, which `make setup` installs."""
-    path = shutil.which("chromium")
-    assert path, "Chromium is missing: `make setup` installs Debian's chromium package"
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +33,6 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def on_api(server: Server, work: Callable[[Api], Awaitable[Any]]) -> Any:
-    """Run ``work`` with an admin signed in on the API (in a thread: Playwright holds this one's loop)."""
-
-    async def run() -> Any:
-        async with Api(server.url) as api:
-            await api.sign_in()
-            return await work(api)
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
-
-
 @pytest.fixture
 def server(tmp_path: Path, sim: Sim) -> Iterator[Server]:
     """The real server on loopback, connected to a fresh simulator's pool."""
@@ -76,11 +42,3 @@ def server(tmp_path: Path, sim: Sim) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
-
-
-def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot as test-artifacts/<name>.png."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

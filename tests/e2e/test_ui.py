@@ -7,7 +7,6 @@ who sees only that VM. Screenshots of the main pages go to test-artifacts/.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -16,42 +15,10 @@ from playwright.sync_api import Page, expect
 
 from podium.xva import extract
 
-from ..harness.serverproc import ADMIN_EMAIL, ADMIN_PASSWORD, Api, Server
-from .conftest import on_api, screenshot
+from ..harness.browser import halt, on_api, screenshot, sign_in, vms
+from ..harness.serverproc import Server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def sign_in(page: Page, server: Server, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> None:
-    page.goto(server.url + "/")
-    page.fill("#email", email)
-    page.fill("#password", password)
-    page.click("#signin button[type=submit]")
-    expect(page.locator("#who")).to_contain_text(email)
-
-
-def vms(server: Server) -> list[dict[str, Any]]:
-    objects = on_api(server, lambda api: api.call("xo.getAllObjects", {"filter": {"type": "VM"}}))
-    return sorted(objects.values(), key=lambda vm: vm["name_label"])
-
-
-def halt(server: Server, count: int) -> list[dict[str, Any]]:
-    """Power off ``count`` VMs (the bundled pool's all run) and wait until the server shows them halted."""
-
-    async def work(api: Api) -> list[dict[str, Any]]:
-        objects = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
-        chosen = sorted(objects.values(), key=lambda vm: vm["name_label"])[:count]
-        for vm in chosen:
-            await api.call("vm.stop", {"id": vm["id"], "force": True})
-        ids = {vm["id"] for vm in chosen}
-        for _ in range(200):
-            objects = await api.call("xo.getAllObjects", {"filter": {"type": "VM"}})
-            if all(objects[i]["power_state"] == "Halted" for i in ids):
-                return [objects[i] for i in sorted(ids, key=lambda i: objects[i]["name_label"])]
-            await asyncio.sleep(0.05)
-        raise AssertionError("the VMs never showed halted")
-
-    return on_api(server, work)  # type: ignore[no-any-return]
 
 
 def rows(page: Page) -> Any:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from ..harness.browser import halt, sign_in, vms
 from ..harness.serverproc import Server
-from .test_ui import halt, sign_in, vms
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

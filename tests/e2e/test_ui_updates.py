@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from ..harness.browser import screenshot
 from ..harness.releaseproc import ADMIN, Appliance, make_appliance
 from ..harness.updateproc import BundleFactory, serve_updates
-from .conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -19,7 +19,7 @@ from playwright.sync_api import Page, expect
 from podium_appliance.box import tls_check, tls_install
 
 from ..harness.applianceproc import Stack, first_boot
-from .conftest import screenshot
+from ..harness.browser import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

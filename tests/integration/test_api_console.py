@@ -14,11 +14,11 @@ import pytest
 from xapisim.screen import BLUE, WHITE
 from xapisim.terminal import NAME_COL, STATUS_ROW, TOP, banner
 
+from ..harness.screens import shows, wait_for_screen
 from ..harness.serverproc import Api, admin_on
 from ..harness.simproc import (
     Sim,
 )
-from .test_xapisim_console import shows, wait_for_screen
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncvnc
-import numpy as np
 import pytest
 
-from xapisim.screen import BLACK, BLUE, CELL_H, CELL_W, GREY, PALETTE, WHITE, render_text
+from xapisim.screen import BLUE, CELL_H, CELL_W, WHITE
 from xapisim.terminal import NAME_COL, STATUS_ROW, TOP, banner, hostname_of
 
+from ..harness.screens import shows, wait_for_screen
 from ..harness.simproc import (
     Sim,
     call,
@@ -84,28 +84,6 @@ async def vnc(
     finally:
         with contextlib.suppress(ConnectionError):  # the server may have cut the connection first
             await connection.__aexit__(None, None, None)
-
-
-def expected(text: str, fg: int, bg: int) -> np.ndarray:
-    """The RGB pixels of ``text`` drawn with the simulator's font."""
-    palette = np.array(PALETTE, dtype=np.uint8)
-    return palette[np.array([list(row) for row in render_text(text, fg, bg)], dtype=np.uint8)]
-
-
-def shows(screen: np.ndarray, row: int, col: int, text: str, fg: int = GREY, bg: int = BLACK) -> bool:
-    y, x = row * CELL_H, col * CELL_W
-    return np.array_equal(screen[y : y + CELL_H, x : x + len(text) * CELL_W, :3], expected(text, fg, bg))
-
-
-async def wait_for_screen(client: asyncvnc.Client, check, timeout: float = 5.0) -> np.ndarray:
-    """Read incremental updates until the screen passes ``check``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        screen = client.video.as_rgba()
-        if check(screen):
-            return screen
-        client.video.refresh()
-        await asyncio.wait_for(client.read(), max(0.1, deadline - time.monotonic()))
 
 
 def test_console_records_follow_the_vm_to_its_host(still_sim):
