@@ -98,7 +98,7 @@ xva: $(STAMPS)/image-system $(STAMPS)/image-venv $(STAMPS)/web ## Build the appl
 	@$(BIN)/python image/build.py --bundle "$$(cat build/.xva-bundle)" --keyring $(KEYRING) $(XVA_ARGS)
 
 image-test: xva ## Boot the appliance image in qemu and test it over SSH (testinfra)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/image
+	$(BIN)/python -m pytest -q -p no:cacheprovider -p no:randomly tests/image
 
 clean: ## Remove the venv, node modules and build stamps
 	rm -rf $(VENV) $(STAMPS) tests/node/node_modules $(WEB_NPM)/node_modules $(WEB_VENDOR) build *.egg-info server/*.egg-info
